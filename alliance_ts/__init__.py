@@ -1,0 +1,41 @@
+"""alliance_ts: therapeutic-alliance ruptures, repairs and unresolved ruptures.
+
+Find rupture and repair episodes in session-by-session alliance scores with
+the published detection rules, and report them in tables a Methods section
+can explain.
+
+>>> import alliance_ts as at
+>>> res = at.detect([5.0, 5.1, 5.0, 3.2, 5.0, 5.1], pooled_sd=0.2)
+>>> res.clients.loc[0, "pattern"]
+'repaired'
+"""
+
+from ._version import __version__
+from .detect import detect
+from .errors import AllianceError, AllianceWarning, InvalidInputError, Problem, UnknownRuleError
+from .input import to_long
+from .result import Detection
+from .rules import DEFAULT_RULE, Rule, list_rules, register_preset, register_rule
+from .scales import Scale, get_scale, list_scales
+from .shape import classify_shape
+
+__all__ = [
+    "DEFAULT_RULE",
+    "AllianceError",
+    "AllianceWarning",
+    "Detection",
+    "InvalidInputError",
+    "Problem",
+    "Rule",
+    "Scale",
+    "UnknownRuleError",
+    "__version__",
+    "classify_shape",
+    "detect",
+    "get_scale",
+    "list_rules",
+    "list_scales",
+    "register_preset",
+    "register_rule",
+    "to_long",
+]

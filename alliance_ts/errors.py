@@ -1,0 +1,74 @@
+"""Exceptions and warnings raised by alliance_ts.
+
+Every error a user can trigger with bad input subclasses the builtin they would
+catch anyway (``ValueError``), so ``except ValueError`` keeps working, while
+``except alliance_ts.AllianceError`` catches only this library's errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AllianceError",
+    "AllianceWarning",
+    "InvalidInputError",
+    "Problem",
+    "UnknownRuleError",
+]
+
+
+class AllianceError(Exception):
+    """Base class of every exception raised on purpose by alliance_ts."""
+
+
+class AllianceWarning(UserWarning):
+    """Base class of every warning issued by alliance_ts (filter on this)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found while validating input.
+
+    Attributes
+    ----------
+    where : str
+        What the problem is about, e.g. ``"column 'score'"`` or
+        ``"parameter 'k'"``.
+    message : str
+        What is wrong, including how many rows/clients are affected.
+    examples : tuple of str
+        Up to five example rows or clients, already formatted.
+    """
+
+    where: str
+    message: str
+    examples: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}"
+        if self.examples:
+            text += "; e.g. " + "; ".join(self.examples)
+        return text
+
+
+class InvalidInputError(AllianceError, ValueError):
+    """Input data or parameters that cannot be analysed.
+
+    Raised once per call, listing every problem found (the ``problems``
+    attribute holds them as :class:`Problem` objects).
+    """
+
+    def __init__(self, problems: list[Problem], context: str = "alliance_ts") -> None:
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{context}: {n} problem{'s' if n != 1 else ''} with the input"
+        lines = [head] + [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class UnknownRuleError(InvalidInputError, KeyError):
+    """A rule name that is not registered (the message lists the valid ones)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.args[0]

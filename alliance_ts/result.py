@@ -1,0 +1,336 @@
+"""The result of a detection, and the one place rule output becomes tables.
+
+Rules report episodes as positions in each client's observed scores; here
+they are turned into the user's session numbers and client ids, and into the
+three tidy tables of :class:`Detection`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .panel import Panel
+from .rules._base import BlockResult, Rule
+
+__all__ = ["Detection", "LABELS", "PATTERNS", "PHASES"]
+
+LABELS = ("none", "rupture", "repair", "unresolved")
+PATTERNS = ("no_rupture", "repaired", "unresolved", "mixed")
+PHASES = ("early", "middle", "late")
+STATUSES = ("repaired", "unresolved")
+_NONE, _RUPTURE, _REPAIR, _UNRESOLVED = range(4)
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """Episodes, session labels and client summaries found by one rule.
+
+    Attributes
+    ----------
+    episodes : pandas.DataFrame
+        One row per episode, sorted by client and episode, with columns
+
+        - ``client``: the client id, with the input's type;
+        - ``episode``: 1, 2, ... within the client, in session order;
+        - ``rule``: the rule name;
+        - ``start``: session number at which the rupture is first observed
+          (for a multi-session decline, the first session of the fall);
+        - ``trough``: session of the lowest score of the episode (first one
+          if tied), from the onset to the session before the repair or to the
+          last session;
+        - ``end``: session at which the repair is first observed; missing
+          (``<NA>``) for unresolved episodes;
+        - ``status``: ``"repaired"`` or ``"unresolved"``;
+        - ``depth``: ``pre`` minus the trough score (score units, >= 0);
+        - ``pre``: the pre-rupture reference level (score units);
+        - ``trough_score``: the score at the trough;
+        - ``phase``: ``"early"``, ``"middle"`` or ``"late"``: the third of the
+          client's observed session span (first to last observed session
+          number) in which ``start`` lies; a start exactly on a boundary goes
+          to the later third;
+        - plus any columns specific to the rule (see the rule's docs).
+    sessions : pandas.DataFrame
+        One row per input row, sorted by client and session, with columns
+        ``client``, ``session``, ``score`` (NaN for a missed session),
+        ``label`` and ``episode`` (``<NA>`` outside episodes). ``label`` is
+        ``"rupture"`` from ``start`` to the session before ``end`` of a
+        repaired episode, ``"repair"`` at ``end``, ``"unresolved"`` from
+        ``start`` of an unresolved episode on, else ``"none"``. A row
+        without a score gets the label of the episode it lies inside (it is
+        inside when the observed sessions on both sides belong to the same
+        episode, or when it follows the start of an unresolved episode).
+        Plus any per-session columns of the rule.
+    clients : pandas.DataFrame
+        One row per input client, sorted by client id, with columns
+        ``client``, ``n_sessions`` (observed scores), ``included``,
+        ``reason`` (``""`` when included), ``n_ruptures``, ``n_repaired``,
+        ``n_unresolved`` (``<NA>`` when not included) and ``pattern``:
+        ``"no_rupture"``, ``"repaired"`` (every episode repaired),
+        ``"unresolved"`` (every episode unresolved), ``"mixed"``, or missing
+        when not included. Plus any per-client columns of the rule.
+    rule : str
+        The rule's registered name.
+    params : dict
+        Every parameter actually used, defaults and estimated values filled
+        in, plus ``scale`` and ``min_sessions``.
+    version : str
+        The alliance_ts version that produced the result.
+    """
+
+    episodes: pd.DataFrame
+    sessions: pd.DataFrame
+    clients: pd.DataFrame
+    rule: str
+    params: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+
+    def summary(self) -> str:
+        """A short plain-text report (the numbers a Methods section needs)."""
+        c = self.clients
+        n_in = int(c["included"].sum())
+        lines = [f"alliance_ts {self.version}: rule {self.rule!r}"]
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        lines.append(f"  parameters: {shown}")
+        lines.append(f"Clients: {len(c)} in the input, {n_in} analysed, {len(c) - n_in} not analysed")
+        if len(c) - n_in:
+            reasons = c.loc[~c["included"], "reason"].value_counts()
+            for reason, count in reasons.items():
+                lines.append(f"  - {count} x {reason}")
+        e = self.episodes
+        n_rep = int((e["status"] == "repaired").sum())
+        n_unr = int((e["status"] == "unresolved").sum())
+        lines.append(f"Episodes: {len(e)} ({n_rep} repaired, {n_unr} unresolved)")
+        if len(e):
+            phase = e["phase"].value_counts().reindex(list(PHASES), fill_value=0)
+            lines.append(
+                "  onset phase: " + ", ".join(f"{p} {int(phase[p])}" for p in PHASES)
+            )
+            lines.append(
+                f"  depth (score units): median {e['depth'].median():.3g}, "
+                f"range {e['depth'].min():.3g} to {e['depth'].max():.3g}"
+            )
+        lines.append("Client patterns (analysed clients):")
+        counts = c["pattern"].value_counts().reindex(list(PATTERNS), fill_value=0)
+        for p in PATTERNS:
+            share = counts[p] / n_in if n_in else 0.0
+            lines.append(f"  {p:<11} {int(counts[p]):>7}  {share:6.1%}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Detection rule={self.rule!r}: {len(self.clients)} clients, "
+            f"{len(self.episodes)} episodes, {len(self.sessions)} sessions>"
+        )
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return repr(v)
+
+
+def build_detection(
+    panel: Panel,
+    analysed: np.ndarray,
+    min_sessions: int,
+    results: list[BlockResult],
+    rule_name: str,
+    rule: Rule,
+    params: dict[str, Any],
+    version: str,
+) -> Detection:
+    """Assemble the public tables from the rule's block results."""
+    n_clients = panel.n_clients
+    n_obs = panel.n_obs
+    offsets = panel.obs_offsets
+
+    reason = np.full(n_clients, "", dtype=object)
+    too_few = ~analysed
+    if too_few.any():
+        reason[too_few] = [f"fewer than {min_sessions} observed scores ({k})" for k in n_obs[too_few]]
+    client_extra = {name: np.full(n_clients, np.nan) for name in rule.client_columns}
+    obs_extra = {name: np.full(panel.obs_values.size, np.nan) for name in rule.session_columns}
+    ep_parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("code", "start", "trough", "end", "pre", *rule.episode_columns)
+    }
+    for res in results:
+        if res.reason is not None:
+            reason[res.clients] = np.where(res.reason == "", reason[res.clients], res.reason)
+        for name in rule.client_columns:
+            client_extra[name][res.clients] = res.client_extra[name]
+        if rule.session_columns:
+            m, length = next(iter(res.session_extra.values())).shape
+            cols = np.arange(length)[None, :]
+            valid = cols < n_obs[res.clients][:, None]
+            gidx = (offsets[res.clients][:, None] + cols)[valid]
+            for name in rule.session_columns:
+                obs_extra[name][gidx] = res.session_extra[name][valid]
+        code = res.clients[res.ep_row]
+        ep_parts["code"].append(code)
+        ep_parts["start"].append(res.ep_start)
+        ep_parts["trough"].append(res.ep_trough)
+        ep_parts["end"].append(res.ep_end)
+        ep_parts["pre"].append(res.ep_pre)
+        for name in rule.episode_columns:
+            ep_parts[name].append(res.ep_extra[name])
+
+    included = reason == ""
+    ep = {
+        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k in ("code", "start", "trough", "end") else float))
+        for k, v in ep_parts.items()
+    }
+    keep = included[ep["code"]] if ep["code"].size else np.zeros(0, dtype=bool)
+    ep = {k: v[keep] for k, v in ep.items()}
+    order = np.lexsort((ep["start"], ep["code"]))
+    ep = {k: v[order] for k, v in ep.items()}
+
+    episodes, ep_number = _episodes_table(panel, ep, rule_name, rule)
+    sessions = _sessions_table(panel, ep, ep_number, obs_extra, rule)
+    clients = _clients_table(panel, included, reason, ep, client_extra, rule)
+    return Detection(episodes, sessions, clients, rule_name, params, version)
+
+
+def _episodes_table(panel: Panel, ep: dict[str, np.ndarray], rule_name: str, rule: Rule):
+    code = ep["code"]
+    offsets = panel.obs_offsets
+    base = offsets[code]
+    sess = panel.obs_sessions
+    vals = panel.obs_values
+    repaired = ep["end"] >= 0
+    start_s = sess[base + ep["start"]]
+    trough_s = sess[base + ep["trough"]]
+    end_s = np.where(repaired, sess[base + np.maximum(ep["end"], 0)], 0)
+    trough_score = vals[base + ep["trough"]]
+    first_s = sess[offsets[code]]
+    last_s = sess[offsets[code + 1] - 1] if code.size else np.zeros(0, dtype=np.int64)
+    span = last_s - first_s
+    pos = start_s - first_s
+    phase_code = np.where(3 * pos < span, 0, np.where(3 * pos < 2 * span, 1, 2))
+    # episode number within client: rank by start (ep is sorted by code, start)
+    if code.size:
+        new_client = np.r_[True, code[1:] != code[:-1]]
+        group_start = np.maximum.accumulate(np.where(new_client, np.arange(code.size), 0))
+        number = np.arange(code.size) - group_start + 1
+    else:
+        number = np.zeros(0, dtype=np.int64)
+    data = {
+        "client": panel.client_ids.take(code),
+        "episode": number.astype(np.int64),
+        "rule": pd.Categorical.from_codes(np.zeros(code.size, dtype=np.int8), categories=[rule_name]),
+        "start": start_s.astype(np.int64),
+        "trough": trough_s.astype(np.int64),
+        "end": pd.array(np.where(repaired, end_s, 0), dtype="Int64"),
+        "status": pd.Categorical.from_codes(np.where(repaired, 0, 1).astype(np.int8), categories=list(STATUSES)),
+        "depth": ep["pre"] - trough_score,
+        "pre": ep["pre"],
+        "trough_score": trough_score,
+        "phase": pd.Categorical.from_codes(phase_code.astype(np.int8), categories=list(PHASES)),
+    }
+    data["end"][~repaired] = pd.NA
+    for name, dtype in rule.episode_columns.items():
+        data[name] = pd.array(ep[name], dtype=dtype)
+    return pd.DataFrame(data), number
+
+
+def _sessions_table(panel, ep, ep_number, obs_extra, rule):
+    n_obs_total = panel.obs_values.size
+    offsets = panel.obs_offsets
+    code = ep["code"]
+    base = offsets[code]
+    g_start = base + ep["start"]
+    repaired = ep["end"] >= 0
+    g_stop = np.where(repaired, base + ep["end"], offsets[code + 1])
+    # paint episode numbers and status over [start, stop) with difference arrays
+    diff_ep = np.zeros(n_obs_total + 1, dtype=np.int64)
+    diff_kind = np.zeros(n_obs_total + 1, dtype=np.int64)
+    kind = np.where(repaired, _RUPTURE, _UNRESOLVED)
+    np.add.at(diff_ep, g_start, ep_number)
+    np.add.at(diff_ep, g_stop, -ep_number)
+    np.add.at(diff_kind, g_start, kind)
+    np.add.at(diff_kind, g_stop, -kind)
+    obs_ep = np.cumsum(diff_ep)[:-1]
+    obs_label = np.cumsum(diff_kind)[:-1]
+    g_end = (base + ep["end"])[repaired]
+    obs_label[g_end] = _REPAIR
+    obs_ep[g_end] = ep_number[repaired]
+
+    observed = panel.row_observed
+    n_rows = observed.size
+    # index of the last observed row at or before each row (global obs index)
+    prev_obs = np.cumsum(observed) - 1
+    label = np.zeros(n_rows, dtype=np.int8)
+    episode = np.zeros(n_rows, dtype=np.int64)
+    label[observed] = obs_label
+    episode[observed] = obs_ep
+    missing = np.flatnonzero(~observed)
+    if missing.size:
+        c = panel.row_client[missing]
+        prv = prev_obs[missing]
+        has_prev = prv >= offsets[c]
+        nxt = prv + 1
+        has_next = nxt < offsets[c + 1]
+        prv_c = np.clip(prv, 0, max(n_obs_total - 1, 0))
+        nxt_c = np.clip(nxt, 0, max(n_obs_total - 1, 0))
+        if n_obs_total:
+            lab_p, ep_p = obs_label[prv_c], obs_ep[prv_c]
+            ep_n = obs_ep[nxt_c]
+        else:
+            lab_p = ep_p = ep_n = np.zeros(missing.size, dtype=np.int64)
+        open_prev = has_prev & ((lab_p == _RUPTURE) | (lab_p == _UNRESOLVED))
+        inside = open_prev & ((has_next & (ep_n == ep_p)) | (~has_next & (lab_p == _UNRESOLVED)))
+        label[missing] = np.where(inside, lab_p, _NONE)
+        episode[missing] = np.where(inside, ep_p, 0)
+    data = {
+        "client": panel.client_ids.take(panel.row_client),
+        "session": panel.row_session,
+        "score": panel.row_score,
+        "label": pd.Categorical.from_codes(label, categories=list(LABELS)),
+        "episode": pd.array(episode, dtype="Int64"),
+    }
+    data["episode"][episode == 0] = pd.NA
+    for name, dtype in rule.session_columns.items():
+        col = np.full(n_rows, np.nan)
+        col[observed] = obs_extra[name]
+        arr = pd.array(col, dtype="Float64")
+        data[name] = arr.astype(dtype) if dtype != "float64" else col
+    return pd.DataFrame(data)
+
+
+def _clients_table(panel, included, reason, ep, client_extra, rule):
+    n_clients = panel.n_clients
+    code = ep["code"]
+    repaired = ep["end"] >= 0
+    n_rup = np.bincount(code, minlength=n_clients)
+    n_rep = np.bincount(code[repaired], minlength=n_clients)
+    n_unr = n_rup - n_rep
+    pattern = np.where(n_rup == 0, 0, np.where(n_unr == 0, 1, np.where(n_rep == 0, 2, 3)))
+    pattern = np.where(included, pattern, -1).astype(np.int8)
+
+    def counts(a):
+        arr = pd.array(a.astype(np.int64), dtype="Int64")
+        arr[~included] = pd.NA
+        return arr
+
+    data = {
+        "client": panel.client_ids,
+        "n_sessions": panel.n_obs.astype(np.int64),
+        "included": included,
+        "reason": reason.astype(str) if n_clients else np.zeros(0, dtype=str),
+        "n_ruptures": counts(n_rup),
+        "n_repaired": counts(n_rep),
+        "n_unresolved": counts(n_unr),
+        "pattern": pd.Categorical.from_codes(pattern, categories=list(PATTERNS)),
+    }
+    for name, dtype in rule.client_columns.items():
+        values = client_extra[name]
+        if dtype.startswith("int"):
+            arr = pd.array(np.nan_to_num(values).astype(np.int64), dtype="Int64")
+            arr[np.isnan(values)] = pd.NA
+            data[name] = arr
+        else:
+            data[name] = values
+    return pd.DataFrame(data)

@@ -1,0 +1,347 @@
+"""Sudden losses: Tang & DeRubeis' sudden-gain criteria applied to alliance drops.
+
+The three criteria are computed exactly as the R package *suddengains*
+(``identify_sg()``, Wiedemann et al., 2020) computes them; applied to alliance
+scores, its search for decreases finds sudden *drops* of the alliance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import stats
+
+from ..errors import InvalidInputError, Problem
+from ..panel import Block, Panel
+from ._base import BlockResult, Rule, check_choice, check_number, register_rule, scan_episodes
+
+__all__ = ["SuddenLoss", "reliable_change_cutoff", "t_critical"]
+
+TANG_1999 = (
+    "Tang, T. Z., & DeRubeis, R. J. (1999). Sudden gains and critical sessions in "
+    "cognitive-behavioral therapy for depression. Journal of Consulting and Clinical "
+    "Psychology, 67(6), 894-904."
+)
+WIEDEMANN_2020 = (
+    "Wiedemann, M., Thew, G. R., Stott, R., & Ehlers, A. (2020). suddengains: An R "
+    "package to identify sudden gains in longitudinal data. PLOS ONE, 15(3), e0230276."
+)
+LUTZ_2013 = (
+    "Lutz, W., Ehrlich, T., Rubel, J., Hallwachs, N., Röttger, M.-A., Jorasz, C., "
+    "Mocanu, S., Vocks, S., Schulte, D., & Tschitsaz-Stucki, A. (2013). The ups and downs "
+    "of psychotherapy: Sudden gains and sudden losses identified with session reports. "
+    "Psychotherapy Research, 23(1), 14-24."
+)
+
+
+def reliable_change_cutoff(sd: float, reliability: float) -> float:
+    """Criterion-1 cut-off from the reliable change index.
+
+    ``1.96 * sqrt(2) * sd * sqrt(1 - reliability)`` (Jacobson & Truax, 1991),
+    the value suddengains' ``define_crit1_cutoff()`` returns.
+
+    Examples
+    --------
+    >>> round(reliable_change_cutoff(sd=8.0, reliability=0.9), 4)
+    7.0123
+    """
+    return 1.96 * math.sqrt(2.0) * sd * math.sqrt(1.0 - reliability)
+
+
+def t_critical(alpha: float, df: int) -> float:
+    """``|t quantile(alpha / 2, df)|``, as ``abs(qt(alpha / 2, df))`` in R.
+
+    Examples
+    --------
+    >>> [round(t_critical(0.05, df), 3) for df in (4, 3, 2)]
+    [2.776, 3.182, 4.303]
+    """
+    return float(abs(stats.t.ppf(alpha / 2.0, df)))
+
+
+@register_rule(
+    "sudden_loss",
+    family="sudden_loss",
+    summary=(
+        "Tang & DeRubeis criteria on drops between consecutive sessions (absolute "
+        "cut-off, 25% of the pre score, t-test of the 3 sessions before vs after), "
+        "as suddengains::identify_sg() computes them."
+    ),
+    reference=TANG_1999 + " Implementation: " + WIEDEMANN_2020,
+)
+@dataclass(frozen=True)
+class SuddenLoss(Rule):
+    r"""Sudden losses of the alliance between consecutive sessions.
+
+    Parameters
+    ----------
+    cutoff : float, optional
+        Criterion 1: the least drop :math:`x_n - x_{n+1}` in score units.
+        Give either ``cutoff`` or ``reliability``.
+    reliability : float, optional
+        Reliability of the scale (e.g. Cronbach's alpha) in [0, 1): the cut-off
+        becomes the reliable change index
+        :math:`1.96 \sqrt{2}\, SD \sqrt{1 - reliability}`.
+    sd : float, optional
+        The SD for the reliable change index. Default: the SD of the analysed
+        clients' first observed scores (the analogue of suddengains'
+        pre-treatment SD), reported in ``Detection.params``.
+    pct : float or None, default 0.25
+        Criterion 2: the drop must be at least ``pct`` times :math:`x_n`.
+        None switches criterion 2 off.
+    alpha : float, default 0.05
+        Criterion 3: two-tailed alpha of the critical t value.
+    adjust : bool, default True
+        Criterion 3: use the critical t value for the available degrees of
+        freedom (missing-data adjustment, Lutz et al. 2013). False uses
+        ``critical_value`` for every interval.
+    critical_value : float, default 2.776
+        Critical value used when ``adjust=False``.
+    repair : {"full", "reversal"}, default "full"
+        This library's extension (see Notes): what counts as the repair.
+
+    Notes
+    -----
+    Let :math:`x_s` be the score at session number :math:`s` (missing when
+    the session was missed). The interval from session :math:`n` to
+    :math:`n+1` is a **sudden loss** when all three criteria hold:
+
+    1. :math:`x_n - x_{n+1} \ge cutoff`;
+    2. :math:`x_n - x_{n+1} \ge pct \cdot x_n`;
+    3. :math:`\bar x_{pre} - \bar x_{post} > t_{crit}\, s_{pooled}`, where
+       *pre* holds the available scores of sessions :math:`n-2, n-1, n`,
+       *post* those of :math:`n+1, n+2, n+3`,
+       :math:`s_{pooled} = \sqrt{((n_{pre}-1)s_{pre}^2 + (n_{post}-1)s_{post}^2)
+       / (n_{pre}+n_{post}-2)}` and
+       :math:`t_{crit} = |t_{\alpha/2,\, n_{pre}+n_{post}-2}|`
+       (2.776 for 3+3 scores, 3.182 for 5, 4.303 for 2+2 at alpha = .05).
+
+    **Untestable is not "no".** Sessions :math:`n` and :math:`n+1` must both
+    be observed (no bridging of a missed session), and criterion 3 needs at
+    least two scores in each window; otherwise the interval is untestable.
+    A client's first and last intervals are therefore always untestable, and
+    a client needs four consecutive observed sessions for any test. Per
+    client, ``clients`` reports ``n_intervals`` (session span, last minus
+    first session number), ``n_tested``, ``n_untestable`` and ``n_losses``
+    (intervals meeting all criteria: the count suddengains reports).
+    suddengains' ``count_intervals()`` leaves the first and last interval of
+    each client out of its total, so its count of intervals not analysed is
+    2 lower per client than ``n_untestable``. A client without any testable
+    interval is not analysed (``included=False``).
+
+    The per-interval verdict is in ``sessions["sudden_loss"]`` at the post
+    session :math:`n+1`: True / False for a tested interval, missing when
+    untestable. These verdicts equal ``identify_sg()``'s (``sg_crit2_pct =
+    pct``, ``sg_crit3_alpha = alpha``, ``sg_crit3_adjust = adjust``) on the
+    same scores laid out with one column per session number.
+
+    **Episodes (this library's extension).** Each sudden loss opens an episode
+    at the post session :math:`n+1` (``start``) with ``pre`` = :math:`x_n`;
+    it is repaired at the first later observed session with a score of at
+    least :math:`x_n` (``repair="full"``) or at least the midpoint
+    :math:`x_{n+1} + (x_n - x_{n+1})/2` (``repair="reversal"``, in the spirit
+    of the package's reversal criterion), else unresolved. A further sudden
+    loss inside an open episode deepens it rather than opening another.
+    By design criterion 3 rejects a one-session V (the post window is not
+    stable): this rule finds *sustained* drops.
+
+    References
+    ----------
+    .. [1] Tang & DeRubeis (1999), see ``TANG_1999``.
+    .. [2] Wiedemann et al. (2020), see ``WIEDEMANN_2020``.
+    .. [3] Lutz et al. (2013), see ``LUTZ_2013``.
+    """
+
+    cutoff: float | None = None
+    reliability: float | None = None
+    sd: float | None = None
+    pct: float | None = 0.25
+    alpha: float = 0.05
+    adjust: bool = True
+    critical_value: float = 2.776
+    repair: str = "full"
+
+    strictness = "cutoff"
+    sample_dependent = ("sd",)
+    client_columns = {
+        "n_intervals": "int64",
+        "n_tested": "int64",
+        "n_untestable": "int64",
+        "n_losses": "int64",
+    }
+    session_columns = {"sudden_loss": "boolean"}
+    episode_columns = {"magnitude": "float64"}
+
+    def check(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.cutoff is None and self.reliability is None:
+            problems.append(
+                Problem(
+                    "parameter 'cutoff'",
+                    "sudden_loss needs cutoff= (least drop in score units) or "
+                    "reliability= (and optionally sd=) for the reliable change index",
+                )
+            )
+        check_number(problems, "cutoff", self.cutoff, low=0, low_open=True, allow_none=True)
+        check_number(problems, "reliability", self.reliability, low=0, high=1, high_open=True, allow_none=True)
+        check_number(problems, "sd", self.sd, low=0, low_open=True, allow_none=True)
+        if self.sd is not None and self.reliability is None:
+            problems.append(Problem("parameter 'sd'", "only used with reliability="))
+        if (
+            self.cutoff is not None
+            and self.reliability is not None
+            and not problems
+            and not (
+                self.sd is not None
+                and math.isclose(self.cutoff, reliable_change_cutoff(self.sd, self.reliability), rel_tol=1e-9)
+            )
+        ):
+            problems.append(
+                Problem(
+                    "parameter 'cutoff'",
+                    "give cutoff= or reliability=, not both (unless cutoff equals the "
+                    "reliable change index for the given sd=)",
+                )
+            )
+        check_number(problems, "pct", self.pct, low=0, low_open=True, allow_none=True)
+        check_number(problems, "alpha", self.alpha, low=0, high=1, low_open=True, high_open=True)
+        if not isinstance(self.adjust, (bool, np.bool_)):
+            problems.append(Problem("parameter 'adjust'", f"must be True or False, got {self.adjust!r}"))
+        check_number(problems, "critical_value", self.critical_value, low=0, low_open=True)
+        check_choice(problems, "repair", self.repair, ("full", "reversal"))
+        return problems
+
+    def prepare(self, panel: Panel, clients: np.ndarray) -> SuddenLoss:
+        if self.cutoff is not None:
+            return self
+        sd = self.sd
+        if sd is None:
+            firsts = panel.obs_values[panel.obs_offsets[clients]] if clients.size else np.array([])
+            sd = float(np.std(firsts, ddof=1)) if firsts.size >= 2 else math.nan
+            if not (math.isfinite(sd) and sd > 0):
+                raise InvalidInputError(
+                    [
+                        Problem(
+                            "parameter 'sd'",
+                            f"cannot estimate the SD of the first scores from {firsts.size} "
+                            "analysed client(s) (need at least 2 with different first "
+                            "scores); pass sd= for the reliable change index",
+                        )
+                    ],
+                    "alliance_ts.detect()",
+                )
+        return replace(self, sd=sd, cutoff=reliable_change_cutoff(sd, self.reliability))
+
+    def label(self, block: Block) -> BlockResult:
+        x, s, n = block.x, block.s, block.n
+        m, length = x.shape
+        valid = block.valid
+        cutoff = float(self.cutoff) if self.cutoff is not None else math.nan
+
+        def shifted(a, d, fill):
+            out = np.full_like(a, fill)
+            if d > 0:
+                out[:, :-d] = a[:, d:]
+            elif d < 0:
+                out[:, -d:] = a[:, :d]
+            else:
+                out[:] = a
+            return out
+
+        # Interval j -> j+1 in observed positions; tested only when the two
+        # sessions are consecutive session numbers.
+        xn, sn = x, s
+        x1, s1, v1 = shifted(x, 1, np.nan), shifted(s, 1, 0), shifted(valid, 1, False)
+        consecutive = valid & v1 & (s1 == sn + 1)
+        # pre window: sessions n-2..n; post window: n+1..n+3
+        pre_vals = [xn]
+        pre_ok = [valid]
+        for d in (1, 2):
+            ok = shifted(valid, -d, False) & (shifted(s, -d, 0) >= sn - 2)
+            pre_vals.append(shifted(x, -d, np.nan))
+            pre_ok.append(ok)
+        post_vals = [x1]
+        post_ok = [v1]
+        for d in (2, 3):
+            ok = shifted(valid, d, False) & (shifted(s, d, 0) <= sn + 3)
+            post_vals.append(shifted(x, d, np.nan))
+            post_ok.append(ok)
+        n_pre, mean_pre, var_pre = _window_stats(pre_vals, pre_ok)
+        n_post, mean_post, var_post = _window_stats(post_vals, post_ok)
+        testable = consecutive & (n_pre >= 2) & (n_post >= 2)
+
+        drop = xn - x1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            crit1 = drop >= cutoff
+            crit2 = drop >= self.pct * xn if self.pct is not None else np.ones_like(crit1)
+            df = n_pre + n_post - 2
+            if self.adjust:
+                table = np.array([np.nan, np.nan] + [t_critical(self.alpha, d) for d in (2, 3, 4)])
+                tcrit = table[np.clip(df, 0, 4)]
+            else:
+                tcrit = np.full(x.shape, float(self.critical_value))
+            # same arithmetic as suddengains: sd^2 from sd = sqrt(var)
+            sd_pre, sd_post = np.sqrt(var_pre), np.sqrt(var_post)
+            pooled = np.sqrt(((n_pre - 1) * sd_pre**2 + (n_post - 1) * sd_post**2) / df)
+            crit3 = (mean_pre - mean_post) > tcrit * pooled
+        flag = testable & crit1 & crit2 & crit3
+
+        # verdict at the post session (position j+1)
+        verdict = np.full((m, length), np.nan)
+        verdict[:, 1:] = np.where(testable[:, :-1], flag[:, :-1].astype(float), np.nan)
+
+        n_tested = testable.sum(axis=1)
+        last = s[np.arange(m), np.maximum(n - 1, 0)]
+        n_intervals = np.where(n >= 1, last - s[:, 0], 0)
+        reason = np.full(m, "", dtype=object)
+        reason[n_tested == 0] = (
+            "no testable interval: criterion 3 needs two consecutive observed sessions "
+            "with at least 2 scores in both 3-session windows"
+        )
+
+        onset = np.zeros((m, length), dtype=bool)
+        onset[:, 1:] = flag[:, :-1]
+        pre = np.full((m, length), np.nan)
+        pre[:, 1:] = x[:, :-1]
+        if self.repair == "full":
+            ret = pre
+        else:
+            ret = x + (pre - x) / 2.0
+        start = np.broadcast_to(np.arange(length), (m, length))
+        row, st, tr, en, pr = scan_episodes(x, n, onset, start, pre, ret, None)
+        magnitude = pr - x[row, st]
+        return BlockResult(
+            clients=block.clients,
+            ep_row=row,
+            ep_start=st,
+            ep_trough=tr,
+            ep_end=en,
+            ep_pre=pr,
+            ep_extra={"magnitude": magnitude},
+            reason=reason,
+            client_extra={
+                "n_intervals": n_intervals.astype(np.int64),
+                "n_tested": n_tested.astype(np.int64),
+                "n_untestable": (n_intervals - n_tested).astype(np.int64),
+                "n_losses": flag.sum(axis=1).astype(np.int64),
+            },
+            session_extra={"sudden_loss": verdict},
+        )
+
+
+def _window_stats(values: list[np.ndarray], present: list[np.ndarray]):
+    """Count, mean and sample variance of up to three values per cell."""
+    count = np.zeros(values[0].shape, dtype=np.int64)
+    total = np.zeros(values[0].shape)
+    for v, ok in zip(values, present):
+        count += ok
+        total += np.where(ok, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        ss = np.zeros(values[0].shape)
+        for v, ok in zip(values, present):
+            ss += np.where(ok, (v - mean) ** 2, 0.0)
+        var = ss / (count - 1)
+    return count, mean, var
