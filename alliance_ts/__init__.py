@@ -12,29 +12,35 @@ can explain.
 
 from ._version import __version__
 from .detect import detect
+from .evaluate import Evaluation, evaluate
 from .errors import AllianceError, AllianceWarning, InvalidInputError, Problem, UnknownRuleError
 from .input import to_long
 from .result import Detection
 from .rules import DEFAULT_RULE, Rule, list_rules, register_preset, register_rule
 from .scales import Scale, get_scale, list_scales
 from .shape import classify_shape
+from .simulate import Simulation, simulate
 
 __all__ = [
     "DEFAULT_RULE",
     "AllianceError",
     "AllianceWarning",
     "Detection",
+    "Evaluation",
     "InvalidInputError",
     "Problem",
     "Rule",
     "Scale",
+    "Simulation",
     "UnknownRuleError",
     "__version__",
     "classify_shape",
     "detect",
+    "evaluate",
     "get_scale",
     "list_rules",
     "list_scales",
+    "simulate",
     "register_preset",
     "register_rule",
     "to_long",

@@ -118,7 +118,9 @@ def detect(
     analysed = panel.n_obs >= int(min_sessions)
     clients = np.flatnonzero(analysed)
     rule_obj = rule_obj.prepare(panel, clients)
-    results = [rule_obj.label(block) for block in panel.blocks(clients)]
+    results = [
+        rule_obj.label(block) for block in panel.blocks(clients, moments=rule_obj.needs_moments)
+    ]
     score_range, _ = resolve_scale(scale)
     used = {
         **rule_obj.params(),

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Block", "Panel", "row_mean_sd"]
+__all__ = ["Block", "Panel"]
 
 #: Upper bound on the cells (clients x padded length) of one block. Keeps the
 #: working memory of a rule at a few hundred MB whatever the input size.
@@ -40,30 +41,23 @@ class Block:
         Session numbers of those scores, 0 after the last one.
     n : ndarray of int64, shape (m,)
         Number of observed scores per client (``n <= L``).
+    mean, sd : ndarray of float64, shape (m,), or None
+        Each client's mean and sample SD (ddof=1; NaN with fewer than two
+        scores), computed once per panel by :attr:`Panel.client_mean_sd`;
+        None unless the blocks were requested with ``moments=True``.
     """
 
     clients: np.ndarray
     x: np.ndarray
     s: np.ndarray
     n: np.ndarray
+    mean: np.ndarray | None = None
+    sd: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
         """Boolean mask (m, L): True where a score is present."""
         return np.arange(self.x.shape[1])[None, :] < self.n[:, None]
-
-    @classmethod
-    def from_series(cls, values: list[list[float]], sessions: list[list[int]] | None = None):
-        """Build a block from plain lists (tests and the testing toolkit)."""
-        m = len(values)
-        length = max((len(v) for v in values), default=0)
-        x = np.full((m, length), np.nan)
-        s = np.zeros((m, length), dtype=np.int64)
-        for i, v in enumerate(values):
-            x[i, : len(v)] = v
-            s[i, : len(v)] = sessions[i] if sessions is not None else np.arange(1, len(v) + 1)
-        n = np.array([len(v) for v in values], dtype=np.int64)
-        return cls(np.arange(m, dtype=np.int64), x, s, n)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +77,9 @@ class Panel:
     obs_offsets : ndarray of int64, shape (n_clients + 1,)
         Client ``c``'s observed scores are
         ``obs_values[obs_offsets[c]:obs_offsets[c + 1]]``.
+    row_client_values : array-like or None
+        The client id of every sorted row when it could be had without a
+        copy (the input was already sorted); else None.
     """
 
     client_ids: pd.Index
@@ -92,6 +89,7 @@ class Panel:
     obs_values: np.ndarray
     obs_sessions: np.ndarray
     obs_offsets: np.ndarray
+    row_client_values: object = None
 
     @property
     def n_clients(self) -> int:
@@ -102,11 +100,51 @@ class Panel:
         """Observed scores per client."""
         return np.diff(self.obs_offsets)
 
-    @property
+    @cached_property
     def row_observed(self) -> np.ndarray:
         return ~np.isnan(self.row_score)
 
-    def blocks(self, clients: np.ndarray, max_cells: int | None = None) -> Iterator[Block]:
+    @cached_property
+    def all_observed(self) -> bool:
+        """True when no row has a missing score."""
+        return self.obs_values.size == self.row_score.size
+
+    def row_clients(self):
+        """Client id of every sorted row (input type kept)."""
+        if self.row_client_values is not None:
+            return self.row_client_values
+        return self.client_ids.take(self.row_client)
+
+    @cached_property
+    def client_mean_sd(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sample SD (ddof=1) of every client's observed scores.
+
+        Sums run over each client's own scores only (``np.add.reduceat``),
+        so a client's values never depend on the other clients, the row
+        order of the input or how clients are later split into blocks.
+        NaN for clients with too few scores.
+        """
+        n = self.n_obs
+        m = n.size
+        mean = np.full(m, np.nan)
+        sd = np.full(m, np.nan)
+        has = n > 0
+        if not has.any():
+            return mean, sd
+        starts = self.obs_offsets[:-1][has]
+        total = np.add.reduceat(self.obs_values, starts)
+        mean[has] = total / n[has]
+        dev2 = (self.obs_values - np.repeat(mean[has], n[has])) ** 2
+        ss = np.add.reduceat(dev2, starts)
+        two = n[has] >= 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd_has = np.where(two, np.sqrt(ss / (n[has] - 1)), np.nan)
+        sd[has] = sd_has
+        return mean, sd
+
+    def blocks(
+        self, clients: np.ndarray, max_cells: int | None = None, moments: bool = False
+    ) -> Iterator[Block]:
         """Yield the given clients as padded blocks of similar length.
 
         Clients are grouped by their number of observed scores (so a block
@@ -132,12 +170,27 @@ class Panel:
             j = min(j, clients.size)
             while j > i + 1 and int(lengths[j - 1]) * (j - i) > max_cells:
                 j = i + max(1, max_cells // max(int(lengths[j - 1]), 1))
-            yield self._block(clients[i:j])
+            yield self._block(clients[i:j], moments)
             i = j
 
-    def _block(self, clients: np.ndarray) -> Block:
+    def _block(self, clients: np.ndarray, moments: bool = False) -> Block:
         n = self.n_obs[clients]
         length = max(int(n.max()), 1)
+        if moments:
+            mean, sd = (a[clients] for a in self.client_mean_sd)
+        else:
+            mean = sd = None
+        first, last = int(clients[0]), int(clients[-1])
+        if (
+            last - first == clients.size - 1
+            and int(n.min()) == length
+            and np.all(np.diff(clients) == 1)
+        ):
+            # contiguous clients of equal length: a reshape, no copy
+            lo, hi = self.obs_offsets[first], self.obs_offsets[last + 1]
+            x = self.obs_values[lo:hi].reshape(clients.size, length)
+            s = self.obs_sessions[lo:hi].reshape(clients.size, length)
+            return Block(clients, x, s.astype(np.int64, copy=False), n.astype(np.int64), mean, sd)
         cols = np.arange(length)
         valid = cols[None, :] < n[:, None]
         idx = self.obs_offsets[clients][:, None] + cols[None, :]
@@ -148,41 +201,4 @@ class Panel:
         else:
             x = np.full(valid.shape, np.nan)
             s = np.zeros(valid.shape, dtype=np.int64)
-        return Block(clients, x, s.astype(np.int64, copy=False), n.astype(np.int64))
-
-
-def row_mean_sd(x: np.ndarray, n: np.ndarray, skip: np.ndarray | None = None):
-    """Per-row mean and sample SD (ddof=1) of the first ``n`` entries of each row.
-
-    Sums run column by column in session order, so a client's result does not
-    depend on the padded width of its block or on which other clients share
-    it (numpy's pairwise ``sum`` would regroup the additions when the width
-    changes). Rows with fewer than two values get SD NaN.
-
-    Parameters
-    ----------
-    x : ndarray (m, L)
-    n : ndarray (m,)
-    skip : ndarray of bool (m, L), optional
-        Entries to leave out in addition to the padding.
-    """
-    m, length = x.shape
-    total = np.zeros(m)
-    count = np.zeros(m)
-    for j in range(length):
-        use = j < n
-        if skip is not None:
-            use = use & ~skip[:, j]
-        total += np.where(use, x[:, j], 0.0)
-        count += use
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / count
-    ss = np.zeros(m)
-    for j in range(length):
-        use = j < n
-        if skip is not None:
-            use = use & ~skip[:, j]
-        ss += np.where(use, (x[:, j] - mean) ** 2, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.where(count >= 2, np.sqrt(ss / (count - 1)), np.nan)
-    return mean, sd
+        return Block(clients, x, s.astype(np.int64, copy=False), n.astype(np.int64), mean, sd)

@@ -185,7 +185,8 @@ def build_detection(
     }
     keep = included[ep["code"]] if ep["code"].size else np.zeros(0, dtype=bool)
     ep = {k: v[keep] for k, v in ep.items()}
-    order = np.lexsort((ep["start"], ep["code"]))
+    width = int(ep["start"].max()) + 1 if ep["start"].size else 1
+    order = np.argsort(ep["code"] * width + ep["start"], kind="stable")
     ep = {k: v[order] for k, v in ep.items()}
 
     episodes, ep_number = _episodes_table(panel, ep, rule_name, rule)
@@ -223,17 +224,30 @@ def _episodes_table(panel: Panel, ep: dict[str, np.ndarray], rule_name: str, rul
         "rule": pd.Categorical.from_codes(np.zeros(code.size, dtype=np.int8), categories=[rule_name]),
         "start": start_s.astype(np.int64),
         "trough": trough_s.astype(np.int64),
-        "end": pd.array(np.where(repaired, end_s, 0), dtype="Int64"),
+        "end": _nullable_int(end_s, ~repaired),
         "status": pd.Categorical.from_codes(np.where(repaired, 0, 1).astype(np.int8), categories=list(STATUSES)),
         "depth": ep["pre"] - trough_score,
         "pre": ep["pre"],
         "trough_score": trough_score,
         "phase": pd.Categorical.from_codes(phase_code.astype(np.int8), categories=list(PHASES)),
     }
-    data["end"][~repaired] = pd.NA
     for name, dtype in rule.episode_columns.items():
         data[name] = pd.array(ep[name], dtype=dtype)
-    return pd.DataFrame(data), number
+    return pd.DataFrame(data, copy=False), number
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(start, start + length)`` for each pair."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(starts - before, lengths) + np.arange(total)
+
+
+def _nullable_int(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
+    """Int64 column with <NA> where ``missing`` (values there are ignored)."""
+    return pd.arrays.IntegerArray(values.astype(np.int64, copy=False), missing.astype(bool, copy=False))
 
 
 def _sessions_table(panel, ep, ep_number, obs_extra, rule):
@@ -241,63 +255,74 @@ def _sessions_table(panel, ep, ep_number, obs_extra, rule):
     offsets = panel.obs_offsets
     code = ep["code"]
     base = offsets[code]
-    g_start = base + ep["start"]
     repaired = ep["end"] >= 0
+    g_start = base + ep["start"]
     g_stop = np.where(repaired, base + ep["end"], offsets[code + 1])
-    # paint episode numbers and status over [start, stop) with difference arrays
-    diff_ep = np.zeros(n_obs_total + 1, dtype=np.int64)
-    diff_kind = np.zeros(n_obs_total + 1, dtype=np.int64)
-    kind = np.where(repaired, _RUPTURE, _UNRESOLVED)
-    np.add.at(diff_ep, g_start, ep_number)
-    np.add.at(diff_ep, g_stop, -ep_number)
-    np.add.at(diff_kind, g_start, kind)
-    np.add.at(diff_kind, g_stop, -kind)
-    obs_ep = np.cumsum(diff_ep)[:-1]
-    obs_label = np.cumsum(diff_kind)[:-1]
+    lengths = g_stop - g_start
+    inside = _ranges(g_start, lengths)
+    obs_label = np.zeros(n_obs_total, dtype=np.int8)
+    obs_ep = np.zeros(n_obs_total, dtype=np.int32)
+    obs_label[inside] = np.repeat(np.where(repaired, _RUPTURE, _UNRESOLVED).astype(np.int8), lengths)
+    obs_ep[inside] = np.repeat(ep_number.astype(np.int32), lengths)
     g_end = (base + ep["end"])[repaired]
     obs_label[g_end] = _REPAIR
     obs_ep[g_end] = ep_number[repaired]
 
-    observed = panel.row_observed
-    n_rows = observed.size
-    # index of the last observed row at or before each row (global obs index)
-    prev_obs = np.cumsum(observed) - 1
-    label = np.zeros(n_rows, dtype=np.int8)
-    episode = np.zeros(n_rows, dtype=np.int64)
-    label[observed] = obs_label
-    episode[observed] = obs_ep
-    missing = np.flatnonzero(~observed)
-    if missing.size:
-        c = panel.row_client[missing]
-        prv = prev_obs[missing]
-        has_prev = prv >= offsets[c]
-        nxt = prv + 1
-        has_next = nxt < offsets[c + 1]
-        prv_c = np.clip(prv, 0, max(n_obs_total - 1, 0))
-        nxt_c = np.clip(nxt, 0, max(n_obs_total - 1, 0))
-        if n_obs_total:
-            lab_p, ep_p = obs_label[prv_c], obs_ep[prv_c]
-            ep_n = obs_ep[nxt_c]
-        else:
-            lab_p = ep_p = ep_n = np.zeros(missing.size, dtype=np.int64)
-        open_prev = has_prev & ((lab_p == _RUPTURE) | (lab_p == _UNRESOLVED))
-        inside = open_prev & ((has_next & (ep_n == ep_p)) | (~has_next & (lab_p == _UNRESOLVED)))
-        label[missing] = np.where(inside, lab_p, _NONE)
-        episode[missing] = np.where(inside, ep_p, 0)
+    if panel.all_observed:
+        label, episode = obs_label, obs_ep
+    else:
+        label, episode = _label_missing_rows(panel, obs_label, obs_ep)
     data = {
-        "client": panel.client_ids.take(panel.row_client),
+        "client": panel.row_clients(),
         "session": panel.row_session,
         "score": panel.row_score,
         "label": pd.Categorical.from_codes(label, categories=list(LABELS)),
-        "episode": pd.array(episode, dtype="Int64"),
+        "episode": pd.arrays.IntegerArray(episode, episode == 0),
     }
-    data["episode"][episode == 0] = pd.NA
+    observed = None if panel.all_observed else panel.row_observed
     for name, dtype in rule.session_columns.items():
-        col = np.full(n_rows, np.nan)
-        col[observed] = obs_extra[name]
-        arr = pd.array(col, dtype="Float64")
-        data[name] = arr.astype(dtype) if dtype != "float64" else col
-    return pd.DataFrame(data)
+        if observed is None:
+            col = obs_extra[name]
+        else:
+            col = np.full(observed.size, np.nan)
+            col[observed] = obs_extra[name]
+        if dtype == "float64":
+            data[name] = col
+        elif dtype == "boolean":
+            data[name] = pd.arrays.BooleanArray(col == 1.0, np.isnan(col))
+        else:
+            data[name] = pd.array(col, dtype="Float64").astype(dtype)
+    return pd.DataFrame(data, copy=False)
+
+
+def _label_missing_rows(panel, obs_label, obs_ep):
+    """Labels of all rows: rows without a score take the episode they lie inside."""
+    n_obs_total = obs_label.size
+    offsets = panel.obs_offsets
+    observed = panel.row_observed
+    n_rows = observed.size
+    prev_obs = np.cumsum(observed) - 1  # last observed row at or before each row
+    label = np.zeros(n_rows, dtype=np.int8)
+    episode = np.zeros(n_rows, dtype=np.int32)
+    label[observed] = obs_label
+    episode[observed] = obs_ep
+    missing = np.flatnonzero(~observed)
+    c = panel.row_client[missing]
+    prv = prev_obs[missing]
+    has_prev = prv >= offsets[c]
+    nxt = prv + 1
+    has_next = nxt < offsets[c + 1]
+    if n_obs_total:
+        prv_c = np.clip(prv, 0, n_obs_total - 1)
+        nxt_c = np.clip(nxt, 0, n_obs_total - 1)
+        lab_p, ep_p, ep_n = obs_label[prv_c], obs_ep[prv_c], obs_ep[nxt_c]
+    else:
+        lab_p = ep_p = ep_n = np.zeros(missing.size, dtype=np.int64)
+    open_prev = has_prev & ((lab_p == _RUPTURE) | (lab_p == _UNRESOLVED))
+    inside = open_prev & ((has_next & (ep_n == ep_p)) | (~has_next & (lab_p == _UNRESOLVED)))
+    label[missing] = np.where(inside, lab_p, _NONE)
+    episode[missing] = np.where(inside, ep_p, 0)
+    return label, episode
 
 
 def _clients_table(panel, included, reason, ep, client_extra, rule):
@@ -311,9 +336,7 @@ def _clients_table(panel, included, reason, ep, client_extra, rule):
     pattern = np.where(included, pattern, -1).astype(np.int8)
 
     def counts(a):
-        arr = pd.array(a.astype(np.int64), dtype="Int64")
-        arr[~included] = pd.NA
-        return arr
+        return _nullable_int(a, ~included)
 
     data = {
         "client": panel.client_ids,
@@ -328,9 +351,7 @@ def _clients_table(panel, included, reason, ep, client_extra, rule):
     for name, dtype in rule.client_columns.items():
         values = client_extra[name]
         if dtype.startswith("int"):
-            arr = pd.array(np.nan_to_num(values).astype(np.int64), dtype="Int64")
-            arr[np.isnan(values)] = pd.NA
-            data[name] = arr
+            data[name] = _nullable_int(np.nan_to_num(values), np.isnan(values))
         else:
             data[name] = values
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, copy=False)

@@ -91,8 +91,14 @@ def read_panel(
         )
 
     # --- session numbers --------------------------------------------------
-    sess_float, sess_bad_value = _numeric(frame[session])
-    sess_ok = np.isfinite(sess_float)
+    sess_col = frame[session]
+    if pd.api.types.is_integer_dtype(sess_col.dtype) and not isinstance(sess_col.dtype, pd.api.extensions.ExtensionDtype):
+        # plain numpy integers: nothing can be missing or fractional
+        sess_float = None
+        sess_bad_value = np.zeros(len(frame), dtype=bool)
+    else:
+        sess_float, sess_bad_value = _numeric(sess_col)
+    sess_ok = np.isfinite(sess_float) if sess_float is not None else np.ones(len(frame), dtype=bool)
     if sess_bad_value.any():
         problems.append(
             _problem_rows(
@@ -100,7 +106,10 @@ def read_panel(
                 index, client_col, None, frame[session],
             )
         )
-    sess_missing = np.isnan(sess_float) & ~sess_bad_value
+    if sess_float is None:
+        sess_int = sess_col.to_numpy()
+        sess_float = sess_int  # for the range checks below (all finite)
+    sess_missing = (np.isnan(sess_float) & ~sess_bad_value) if sess_float.dtype.kind == "f" else np.zeros(len(frame), dtype=bool)
     if sess_missing.any():
         problems.append(
             _problem_rows(
@@ -108,11 +117,14 @@ def read_panel(
                 index, client_col, None, None,
             )
         )
-    sess_inf = np.isinf(sess_float)
-    with np.errstate(invalid="ignore"):
-        non_int = sess_ok & (np.floor(sess_float) != sess_float)
-        too_big = sess_ok & (np.abs(sess_float) > 2**52)
-    non_int |= too_big
+    if sess_float.dtype.kind == "f":
+        sess_inf = np.isinf(sess_float)
+        with np.errstate(invalid="ignore"):
+            non_int = sess_ok & (np.floor(sess_float) != sess_float)
+            too_big = sess_ok & (np.abs(sess_float) > 2**52)
+        non_int |= too_big
+    else:
+        sess_inf = non_int = np.zeros(len(frame), dtype=bool)
     if sess_inf.any() | non_int.any():
         problems.append(
             _problem_rows(
@@ -156,7 +168,7 @@ def read_panel(
 
     if client_null.any() or not sessions_valid:
         # Still report duplicates among the rows whose id and session are fine.
-        usable = ~client_null & np.isfinite(sess_float) & ~non_int
+        usable = ~client_null & sess_ok & ~non_int
         sub = pd.DataFrame({"c": client_col.to_numpy()[usable], "s": sess_float[usable]})
         dup = np.zeros(len(frame), dtype=bool)
         dup[np.flatnonzero(usable)] = sub.duplicated(keep=False).to_numpy()
@@ -165,9 +177,8 @@ def read_panel(
         return None, problems
 
     # --- sort, then duplicates ---------------------------------------------
-    codes, client_ids = pd.factorize(client_col, sort=True)
-    codes = codes.astype(np.int64, copy=False)
-    sess = sess_float.astype(np.int64)
+    sess = sess_float.astype(np.int64)  # a copy: never shares memory with the input
+    codes, client_ids = _client_codes(client_col)
     order = _sort_order(codes, sess)
     if order is not None:
         codes_s, sess_s = codes[order], sess[order]
@@ -183,22 +194,47 @@ def read_panel(
     if problems:
         return None, problems
 
-    score_s = values if order is None else values[order]
+    score_s = values.copy() if order is None else values[order]
     observed = ~np.isnan(score_s)
     n_clients = len(client_ids)
-    obs_counts = np.bincount(codes_s[observed], minlength=n_clients)
-    obs_offsets = np.zeros(n_clients + 1, dtype=np.int64)
-    np.cumsum(obs_counts, out=obs_offsets[1:])
+    if observed.all():
+        # every row has a score: the observed arrays are the row arrays
+        obs_values, obs_sessions, obs_codes = score_s, sess_s, codes_s
+    else:
+        obs_values, obs_sessions, obs_codes = score_s[observed], sess_s[observed], codes_s[observed]
+    obs_offsets = np.searchsorted(obs_codes, np.arange(n_clients + 1)).astype(np.int64)
     panel = Panel(
         client_ids=client_ids,
         row_client=codes_s,
         row_session=sess_s,
         row_score=score_s,
-        obs_values=score_s[observed],
-        obs_sessions=sess_s[observed],
+        obs_values=obs_values,
+        obs_sessions=obs_sessions,
         obs_offsets=obs_offsets,
+        # A shallow pandas copy: copy-on-write keeps the caller's frame and
+        # the result tables independent without copying the ids.
+        row_client_values=client_col.reset_index(drop=True) if order is None else None,
     )
     return panel, []
+
+
+def _client_codes(client_col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes in sorted id order, and the sorted unique ids.
+
+    Equivalent to ``pd.factorize(client_col, sort=True)``; when the ids are
+    plain numbers already in ascending order (data sorted by client, the
+    common case for large files) the codes come from the change points
+    without hashing.
+    """
+    values = client_col.to_numpy() if client_col.dtype.kind in "iuf" else None
+    if values is not None and values.size and bool(np.all(values[1:] >= values[:-1])):
+        change = values[1:] != values[:-1]
+        codes = np.zeros(values.size, dtype=np.int64)
+        np.cumsum(change, out=codes[1:])
+        starts = np.r_[0, np.flatnonzero(change) + 1]
+        return codes, pd.Index(values[starts], dtype=client_col.dtype)
+    codes, uniques = pd.factorize(client_col, sort=True)
+    return codes.astype(np.int64, copy=False), uniques
 
 
 def _numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -226,16 +262,14 @@ def _sort_order(codes: np.ndarray, sess: np.ndarray) -> np.ndarray | None:
     """Permutation sorting rows by (client code, session); None if already sorted."""
     if codes.size < 2:
         return None
+    dc = codes[1:] - codes[:-1]
+    if np.all((dc > 0) | ((dc == 0) & (sess[1:] >= sess[:-1]))):
+        return None
     smin = int(sess.min())
     span = int(sess.max()) - smin + 1
     n_codes = int(codes.max()) + 1
     if span * n_codes < 2**62:
-        key = codes * span + (sess - smin)
-        if np.all(key[1:] >= key[:-1]):
-            return None
-        return np.argsort(key, kind="stable")
-    if np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (sess[1:] >= sess[:-1]))):
-        return None
+        return np.argsort(codes * span + (sess - smin), kind="stable")
     return np.lexsort((sess, codes))
 
 

@@ -96,6 +96,8 @@ class Rule(abc.ABC):
     sample_dependent : tuple of str
         Parameters that, when left at None, are estimated from the whole
         input (so one client's result depends on the others unless set).
+    needs_moments : bool
+        Whether :meth:`label` reads ``block.mean`` / ``block.sd``.
     client_columns, session_columns : dict of str -> dtype
         Extra columns this rule adds to ``clients`` / ``sessions``.
     episode_columns : dict of str -> dtype
@@ -105,6 +107,7 @@ class Rule(abc.ABC):
     invariances: ClassVar[tuple[str, ...]] = ()
     strictness: ClassVar[str | None] = None
     sample_dependent: ClassVar[tuple[str, ...]] = ()
+    needs_moments: ClassVar[bool] = False
     client_columns: ClassVar[dict[str, str]] = {}
     session_columns: ClassVar[dict[str, str]] = {}
     episode_columns: ClassVar[dict[str, str]] = {}
@@ -383,60 +386,65 @@ def scan_episodes(
     Returns
     -------
     row, start, trough, end, pre : ndarray (k,)
-        One entry per episode, sorted by (row, start); ``end`` = -1 when
+        One entry per episode, in no particular order; ``end`` = -1 when
         unresolved.
     """
     m, length = x.shape
-    state = np.zeros(m, dtype=np.int8)  # 0 looking, 1 in episode, 2 unresolved for good
+    active = np.flatnonzero(onset.any(axis=1))
+    if active.size < m:
+        # Only clients with at least one onset can have episodes: scan those.
+        r, st, tr, en, pr = scan_episodes(
+            x[active], n[active], onset[active], start[active], pre[active], ret[active], window
+        ) if active.size else (np.zeros(0, dtype=np.int64),) * 4 + (np.zeros(0),)
+        return active[r], st, tr, en, pr
+    in_ep = np.zeros(m, dtype=bool)  # inside an episode
+    dead = np.zeros(m, dtype=bool)  # unresolved for good: no further episode
     ep_start = np.zeros(m, dtype=np.int64)
     ep_pre = np.zeros(m)
     ep_ret = np.zeros(m)
     tr_pos = np.zeros(m, dtype=np.int64)
     tr_val = np.zeros(m)
     rows, starts, troughs, ends, pres = [], [], [], [], []
-    for j in range(length):
-        live = j < n
-        xj = x[:, j]
-        inside = (state == 1) & live
-        back = inside & (xj >= ep_ret)
-        if window is not None:
-            late = back & (j - tr_pos > window)
-            done = back & ~late
-            state[late] = 2
-        else:
-            done = back
-        if done.any():
-            idx = np.flatnonzero(done)
-            rows.append(idx)
-            starts.append(ep_start[idx])
-            troughs.append(tr_pos[idx])
-            ends.append(np.full(idx.size, j, dtype=np.int64))
-            pres.append(ep_pre[idx])
-            state[idx] = 0
-        deeper = ((state == 1) | (state == 2)) & live & ~done & (xj < tr_val)
-        tr_pos[deeper] = j
-        tr_val[deeper] = xj[deeper]
-        new = (state == 0) & live & ~done & onset[:, j]
-        if new.any():
-            ep_start[new] = start[new, j]
-            ep_pre[new] = pre[new, j]
-            ep_ret[new] = ret[new, j]
-            tr_pos[new] = j
-            tr_val[new] = xj[new]
-            state[new] = 1
-    open_ = np.flatnonzero(state > 0)
+    with np.errstate(invalid="ignore"):
+        for j in range(length):
+            xj = x[:, j]  # NaN after a client's last score: every comparison is False
+            back = in_ep & (xj >= ep_ret)
+            if window is not None and back.any():
+                late = back & (j - tr_pos > window)
+                done = back & ~late
+                dead |= late
+                in_ep &= ~late
+            else:
+                done = back
+            if done.any():
+                idx = np.flatnonzero(done)
+                rows.append(idx)
+                starts.append(ep_start[idx])
+                troughs.append(tr_pos[idx])
+                ends.append(np.full(idx.size, j, dtype=np.int64))
+                pres.append(ep_pre[idx])
+                in_ep &= ~done
+            deeper = (in_ep | dead) & (xj < tr_val)
+            np.copyto(tr_pos, j, where=deeper)
+            np.copyto(tr_val, xj, where=deeper)
+            new = onset[:, j] & ~(in_ep | dead | done)
+            if new.any():
+                np.copyto(ep_start, start[:, j], where=new)
+                np.copyto(ep_pre, pre[:, j], where=new)
+                np.copyto(ep_ret, ret[:, j], where=new)
+                np.copyto(tr_pos, j, where=new)
+                np.copyto(tr_val, xj, where=new)
+                in_ep |= new
+    open_ = np.flatnonzero(in_ep | dead)
     rows.append(open_)
     starts.append(ep_start[open_])
     troughs.append(tr_pos[open_])
     ends.append(np.full(open_.size, -1, dtype=np.int64))
     pres.append(ep_pre[open_])
-    row = np.concatenate(rows)
-    st = np.concatenate(starts)
-    order = np.lexsort((st, row))
     return (
-        row[order],
-        st[order],
-        np.concatenate(troughs)[order],
-        np.concatenate(ends)[order],
-        np.concatenate(pres)[order],
+        np.concatenate(rows),
+        np.concatenate(starts),
+        np.concatenate(troughs),
+        np.concatenate(ends),
+        np.concatenate(pres),
     )

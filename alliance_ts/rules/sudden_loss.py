@@ -240,53 +240,52 @@ class SuddenLoss(Rule):
         valid = block.valid
         cutoff = float(self.cutoff) if self.cutoff is not None else math.nan
 
-        def shifted(a, d, fill):
-            out = np.full_like(a, fill)
-            if d > 0:
-                out[:, :-d] = a[:, d:]
-            elif d < 0:
-                out[:, -d:] = a[:, :d]
-            else:
-                out[:] = a
-            return out
+        # Pad three columns on each side once; shifted windows are then views.
+        pad = 3
+        xp = np.pad(x, ((0, 0), (pad, pad)), constant_values=np.nan)
+        sp = np.pad(s, ((0, 0), (pad, pad)), constant_values=0)
+        vp = np.pad(valid, ((0, 0), (pad, pad)), constant_values=False)
+
+        def at(a, d):
+            """``a`` shifted so that column j holds original column j + d."""
+            return a[:, pad + d : pad + d + length]
 
         # Interval j -> j+1 in observed positions; tested only when the two
         # sessions are consecutive session numbers.
         xn, sn = x, s
-        x1, s1, v1 = shifted(x, 1, np.nan), shifted(s, 1, 0), shifted(valid, 1, False)
-        consecutive = valid & v1 & (s1 == sn + 1)
+        x1, v1 = at(xp, 1), at(vp, 1)
+        consecutive = valid & v1 & (at(sp, 1) == sn + 1)
         # pre window: sessions n-2..n; post window: n+1..n+3
-        pre_vals = [xn]
-        pre_ok = [valid]
-        for d in (1, 2):
-            ok = shifted(valid, -d, False) & (shifted(s, -d, 0) >= sn - 2)
-            pre_vals.append(shifted(x, -d, np.nan))
-            pre_ok.append(ok)
-        post_vals = [x1]
-        post_ok = [v1]
-        for d in (2, 3):
-            ok = shifted(valid, d, False) & (shifted(s, d, 0) <= sn + 3)
-            post_vals.append(shifted(x, d, np.nan))
-            post_ok.append(ok)
-        n_pre, mean_pre, var_pre = _window_stats(pre_vals, pre_ok)
-        n_post, mean_post, var_post = _window_stats(post_vals, post_ok)
+        pre_vals = [xn, at(xp, -1), at(xp, -2)]
+        pre_ok = [valid] + [at(vp, -d) & (at(sp, -d) >= sn - 2) for d in (1, 2)]
+        post_vals = [x1, at(xp, 2), at(xp, 3)]
+        post_ok = [v1] + [at(vp, d) & (at(sp, d) <= sn + 3) for d in (2, 3)]
+        n_pre = pre_ok[0].astype(np.int8) + pre_ok[1] + pre_ok[2]
+        n_post = post_ok[0].astype(np.int8) + post_ok[1] + post_ok[2]
         testable = consecutive & (n_pre >= 2) & (n_post >= 2)
 
         drop = xn - x1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            crit1 = drop >= cutoff
-            crit2 = drop >= self.pct * xn if self.pct is not None else np.ones_like(crit1)
-            df = n_pre + n_post - 2
-            if self.adjust:
-                table = np.array([np.nan, np.nan] + [t_critical(self.alpha, d) for d in (2, 3, 4)])
-                tcrit = table[np.clip(df, 0, 4)]
-            else:
-                tcrit = np.full(x.shape, float(self.critical_value))
-            # same arithmetic as suddengains: sd^2 from sd = sqrt(var)
-            sd_pre, sd_post = np.sqrt(var_pre), np.sqrt(var_post)
-            pooled = np.sqrt(((n_pre - 1) * sd_pre**2 + (n_post - 1) * sd_post**2) / df)
-            crit3 = (mean_pre - mean_post) > tcrit * pooled
-        flag = testable & crit1 & crit2 & crit3
+        with np.errstate(invalid="ignore"):
+            candidate = testable & (drop >= cutoff)
+            if self.pct is not None:
+                candidate &= drop >= self.pct * xn
+        # Criterion 3 only where criteria 1 and 2 hold: elsewhere the verdict
+        # is False whatever criterion 3 says (it is computable wherever the
+        # interval is testable).
+        r, c = np.nonzero(candidate)
+        np_, mean_pre, var_pre = _window_stats([v[r, c] for v in pre_vals], [o[r, c] for o in pre_ok])
+        npo, mean_post, var_post = _window_stats([v[r, c] for v in post_vals], [o[r, c] for o in post_ok])
+        df = np_ + npo - 2
+        if self.adjust:
+            table = np.array([np.nan, np.nan] + [t_critical(self.alpha, d) for d in (2, 3, 4)])
+            tcrit = table[df]
+        else:
+            tcrit = np.full(df.shape, float(self.critical_value))
+        # same arithmetic as suddengains: sd^2 from sd = sqrt(var)
+        sd_pre, sd_post = np.sqrt(var_pre), np.sqrt(var_post)
+        pooled = np.sqrt(((np_ - 1) * sd_pre**2 + (npo - 1) * sd_post**2) / df)
+        flag = np.zeros((m, length), dtype=bool)
+        flag[r, c] = (mean_pre - mean_post) > tcrit * pooled
 
         # verdict at the post session (position j+1)
         verdict = np.full((m, length), np.nan)
@@ -342,6 +341,7 @@ def _window_stats(values: list[np.ndarray], present: list[np.ndarray]):
         mean = total / count
         ss = np.zeros(values[0].shape)
         for v, ok in zip(values, present):
-            ss += np.where(ok, (v - mean) ** 2, 0.0)
+            d = v - mean
+            ss += np.where(ok, d * d, 0.0)
         var = ss / (count - 1)
     return count, mean, var

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import Problem
-from ..panel import Block, Panel, row_mean_sd
+from ..panel import Block, Panel
+from ._fall import Falls
 from ._base import (
     BlockResult,
     Rule,
@@ -55,17 +56,14 @@ def pooled_within_sd(panel: Panel, clients: np.ndarray) -> float:
     :func:`math.fsum`, so the value does not depend on client order.
     Returns NaN when no client has two scores.
     """
-    ss_terms, df_terms = [], []
-    for block in panel.blocks(clients):
-        _, sd = row_mean_sd(block.x, block.n)
-        ok = block.n >= 2
-        ss_terms.append(((block.n[ok] - 1) * sd[ok] ** 2))
-        df_terms.append(block.n[ok] - 1)
-    if not ss_terms:
+    _, sd = panel.client_mean_sd
+    n = panel.n_obs[clients]
+    s = sd[clients]
+    ok = n >= 2
+    df = int((n[ok] - 1).sum())
+    if df == 0:
         return math.nan
-    ss = math.fsum(np.concatenate(ss_terms).tolist())
-    df = int(np.concatenate(df_terms).sum())
-    return math.sqrt(ss / df) if df > 0 else math.nan
+    return math.sqrt(math.fsum(((n[ok] - 1) * s[ok] ** 2).tolist()) / df)
 
 
 @register_rule(
@@ -192,6 +190,7 @@ class VShape(Rule):
     invariances = ("translation", "scaling")
     strictness = "k"
     sample_dependent = ("pooled_sd",)
+    needs_moments = True
     client_columns = {"sd": "float64", "threshold": "float64"}
 
     def check(self) -> list[Problem]:
@@ -214,7 +213,7 @@ class VShape(Rule):
     def label(self, block: Block) -> BlockResult:
         x, n = block.x, block.n
         m, length = x.shape
-        mean, client_sd = row_mean_sd(x, n)
+        mean, client_sd = block.mean, block.sd
         pooled = np.nan if self.pooled_sd is None else float(self.pooled_sd)
         if self.sd == "client":
             sigma = client_sd
@@ -235,17 +234,8 @@ class VShape(Rule):
         )
         theta = np.where(usable, self.k * sigma, np.inf)
 
-        valid = block.valid
-        # run[:, j]: consecutive non-increasing steps ending at j
-        run = np.zeros((m, length), dtype=np.int64)
-        for j in range(1, length):
-            step = valid[:, j] & (x[:, j] <= x[:, j - 1])
-            run[:, j] = np.where(step, run[:, j - 1] + 1, 0)
-        cols = np.arange(length)[None, :]
-        lag = np.minimum(run, self.max_decline)
-        p = cols - lag
-        rows = np.arange(m)[:, None]
-        top = x[rows, p]
+        falls = Falls(x, self.max_decline)
+        top = falls.top
         if self.reference == "previous":
             pre = top
         else:
@@ -253,15 +243,9 @@ class VShape(Rule):
             with np.errstate(invalid="ignore", divide="ignore"):
                 pre = (total[:, None] - x) / (n[:, None] - 1)
         with np.errstate(invalid="ignore"):
-            onset = valid & (lag >= 1) & (top > x) & (pre - x >= theta[:, None]) & usable[:, None]
+            onset = (falls.lag >= 1) & (top > x) & (pre - x >= theta[:, None]) & usable[:, None]
             ret = pre - self.tol * theta[:, None]
-            # start: the first session of the fall already below the return
-            # level (the fall is non-increasing, so those sessions are a suffix)
-            start = np.broadcast_to(cols, (m, length)).copy()
-            for d in range(1, self.max_decline):
-                q = cols - d
-                below = (q > p) & (x[rows, np.maximum(q, 0)] < ret)
-                start = np.where(below, q, start)
+        start = falls.start(ret)
         row, st, tr, en, pr = scan_episodes(x, n, onset, start, pre, ret, self.repair_within)
         return BlockResult(
             clients=block.clients,

@@ -1,0 +1,438 @@
+"""Synthetic alliance trials with planted ruptures: the ground truth for benchmarks.
+
+:func:`simulate` draws each client's course (baseline level, growth shape,
+autocorrelated session noise), plants rupture episodes of known kind, start,
+repair and depth, clips and rounds the scores like the chosen instrument, and
+then removes missed sessions and drops out clients. It returns the observed
+scores *and* the truth as the observed data show it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInputError, Problem
+from .rules._base import check_number
+from .scales import ScoreRange, get_scale, resolve_scale
+
+__all__ = ["EPISODE_KINDS", "COURSES", "Simulation", "simulate"]
+
+#: Planted episode kinds (see :func:`simulate`).
+EPISODE_KINDS = ("v", "multi", "gradual", "sustained", "several")
+#: Whole-course shapes.
+COURSES = ("flat", "linear", "log", "u")
+
+
+@dataclass(frozen=True, eq=False)
+class Simulation:
+    """A simulated trial.
+
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        Long format: ``client`` (int, 1..n), ``session``, ``score``; one row
+        per observed session (missed sessions absent, or NaN rows with
+        ``missing="nan"``).
+    truth : pandas.DataFrame
+        One row per planted episode that the observed sessions show:
+        ``client``, ``episode``, ``kind``, ``start`` (first observed session of
+        the rupture), ``trough`` (observed session with the deepest planted
+        drop), ``end`` (first observed session at or after the planted repair;
+        ``<NA>`` when unresolved, including repairs lost to dropout),
+        ``status``, ``depth`` (planted drop in score units) and ``depth_sd``
+        (in units of the client's noise SD).
+    clients : pandas.DataFrame
+        One row per client: ``client``, ``n_planned``, ``n_sessions``
+        (observed), ``course``, ``noise_sd`` (score units), ``kind`` (the
+        planted episode kind, ``"none"`` without one), ``n_episodes`` (as
+        observed) and ``pattern`` (the truth's ``"no_rupture"``, ``"repaired"``,
+        ``"unresolved"`` or ``"mixed"``).
+    params : dict
+        Every argument of the call, defaults filled in.
+    """
+
+    scores: pd.DataFrame
+    truth: pd.DataFrame
+    clients: pd.DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Simulation: {len(self.clients)} clients, {len(self.scores)} scores, "
+            f"{len(self.truth)} planted episodes>"
+        )
+
+
+def simulate(
+    n_clients: int,
+    *,
+    rng: int | np.random.Generator | None = None,
+    scale: str | tuple[float, float] = "wai-sr",
+    n_sessions: tuple[int, int] = (8, 20),
+    baseline: float = 0.7,
+    baseline_sd: float = 0.1,
+    noise_sd: float = 0.06,
+    noise_spread: float = 0.25,
+    ar: float = 0.3,
+    growth: float = 1.5,
+    courses: Mapping[str, float] | None = None,
+    p_episode: float = 0.5,
+    kinds: Mapping[str, float] | None = None,
+    depth: tuple[float, float] = (3.0, 6.0),
+    decline: tuple[int, int] = (2, 4),
+    recovery: tuple[int, int] = (2, 4),
+    p_missing: float = 0.0,
+    p_dropout: float = 0.0,
+    missing: str = "absent",
+) -> Simulation:
+    r"""Simulate an alliance trial with planted rupture episodes.
+
+    Parameters
+    ----------
+    n_clients : int
+        Number of clients. Client ``i`` is generated from its own random
+        stream, so the first ``k`` clients are the same whatever ``n_clients``.
+    rng : int, numpy.random.Generator or None
+        Seed or generator (a generator is used once, to draw the trial's
+        seed). None gives a fresh, unpredictable trial.
+    scale : str or (low, high)
+        Instrument id (see :func:`alliance_ts.list_scales`) or a range. With an
+        id, scores are reported in the instrument's default unit (totals or
+        item means) and rounded as sums or means of integer item responses;
+        with a range they are rounded to 0.01.
+    n_sessions : (int, int)
+        Range (inclusive) of planned course lengths, drawn uniformly.
+        Minimum 3.
+    baseline : float
+        Mean client baseline level as a share of the scale range (0 = bottom,
+        1 = top). 0.7 puts WAI-SR item means near 3.8; 0.92 mimics the SRS
+        ceiling.
+    baseline_sd : float
+        SD of client baselines, as a share of the range.
+    noise_sd : float
+        Typical session-to-session noise SD, as a share of the range.
+    noise_spread : float
+        Between-client spread of the noise SD (SD of its logarithm).
+    ar : float
+        Lag-1 autocorrelation of the session noise, in [0, 1).
+    growth : float
+        Typical total change over a course in noise-SD units (for the
+        ``linear`` and ``log`` courses; the depth of a ``u`` course).
+    courses : mapping, optional
+        Shares of the whole-course shapes ``flat``, ``linear`` (growth),
+        ``log`` (fast early growth) and ``u`` (high-low-high, Kivlighan &
+        Shaughnessy 2000; not a rupture). Default
+        ``{"flat": .35, "linear": .35, "log": .2, "u": .1}``.
+    p_episode : float
+        Share of clients with planted episodes.
+    kinds : mapping, optional
+        Shares of the episode kinds (default: equal shares):
+
+        - ``"v"``: a one-session drop, repaired at the next session;
+        - ``"multi"``: a decline over ``decline`` sessions, then a sudden repair;
+        - ``"gradual"``: a one-session drop recovering linearly over
+          ``recovery`` sessions (repair = first session fully back);
+        - ``"sustained"``: a drop that never recovers (unresolved);
+        - ``"several"``: two or three ``v``/``multi`` episodes in one course.
+    depth : (float, float)
+        Range of planted drops in units of the client's noise SD (uniform).
+    decline, recovery : (int, int)
+        Ranges of sessions for multi-session declines and gradual repairs.
+    p_missing : float
+        Probability that a session after the first is missed.
+    p_dropout : float
+        Probability that a client stops early (after a uniformly drawn
+        session, keeping at least 3 planned sessions).
+    missing : {"absent", "nan"}
+        How missed sessions appear in ``scores``.
+
+    Returns
+    -------
+    Simulation
+
+    Notes
+    -----
+    On the item-mean scale :math:`[lo, hi]` with range :math:`R = hi - lo`,
+    client *i*'s latent score at planned session :math:`t = 1..T_i` is
+
+    .. math:: y_{it} = b_i + c_i(t) + o_i(t) + e_{it}
+
+    with baseline :math:`b_i \sim N(lo + baseline\,R,\ (baseline\_sd\,R)^2)`,
+    course :math:`c_i` (flat; linear :math:`g\,(t-1)/(T-1)`; log
+    :math:`g\,\ln t/\ln T`; or U :math:`-g\,4(t-1)(T-t)/(T-1)^2`, with
+    :math:`g = growth\cdot\sigma_i\cdot U(0.5, 1.5)`), planted episode
+    offsets :math:`o_i(t) \le 0` of depth :math:`d\,\sigma_i`, and stationary
+    AR(1) noise with SD :math:`\sigma_i = noise\_sd\,R\,e^{N(0, noise\_spread^2)}`
+    and autocorrelation ``ar``. Scores are clipped to the scale (ceiling and
+    floor effects) and rounded to the instrument's resolution. Episodes start
+    at planned session 2 or later, so a pre-rupture session always exists.
+
+    The truth reports what the *observed* sessions show: an episode whose
+    rupture sessions were all missed is dropped; a repair lost to dropout
+    makes the episode unresolved.
+
+    Examples
+    --------
+    >>> import alliance_ts as at
+    >>> sim = at.simulate(50, rng=1)
+    >>> sim.scores.columns.tolist()
+    ['client', 'session', 'score']
+    >>> sim.truth["status"].isin(["repaired", "unresolved"]).all()
+    np.True_
+    >>> at.simulate(5, rng=1).scores.equals(sim.scores[sim.scores["client"] <= 5])
+    True
+    """
+    courses = dict(courses) if courses is not None else {"flat": 0.35, "linear": 0.35, "log": 0.2, "u": 0.1}
+    kinds = dict(kinds) if kinds is not None else {k: 1.0 for k in EPISODE_KINDS}
+    params = dict(
+        n_clients=n_clients, scale=scale, n_sessions=tuple(n_sessions), baseline=baseline,
+        baseline_sd=baseline_sd, noise_sd=noise_sd, noise_spread=noise_spread, ar=ar,
+        growth=growth, courses=courses, p_episode=p_episode, kinds=kinds, depth=tuple(depth),
+        decline=tuple(decline), recovery=tuple(recovery), p_missing=p_missing,
+        p_dropout=p_dropout, missing=missing,
+    )
+    problems: list[Problem] = []
+    check_number(problems, "n_clients", n_clients, low=0, integer=True)
+    for name, lo_ in (("n_sessions", 3), ("decline", 1), ("recovery", 1)):
+        pair = params[name]
+        if len(pair) != 2 or any(not float(v).is_integer() for v in pair) or pair[0] < lo_ or pair[0] > pair[1]:
+            problems.append(Problem(f"parameter {name!r}", f"must be a (low, high) pair of whole numbers with {lo_} <= low <= high, got {pair!r}"))
+    check_number(problems, "baseline", baseline, low=0, high=1)
+    for name in ("baseline_sd", "noise_spread", "growth"):
+        check_number(problems, name, params[name], low=0)
+    check_number(problems, "noise_sd", noise_sd, low=0, low_open=True)
+    check_number(problems, "ar", ar, low=0, high=1, high_open=True)
+    for name in ("p_episode", "p_missing"):
+        check_number(problems, name, params[name], low=0, high=1)
+    check_number(problems, "p_dropout", p_dropout, low=0, high=1)
+    if len(depth) != 2 or depth[0] <= 0 or depth[0] > depth[1]:
+        problems.append(Problem("parameter 'depth'", f"must be a (low, high) pair with 0 < low <= high, got {depth!r}"))
+    for name, shares, valid in (("courses", courses, COURSES), ("kinds", kinds, EPISODE_KINDS)):
+        bad = [k for k in shares if k not in valid]
+        if bad or not shares or any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
+            problems.append(Problem(f"parameter {name!r}", f"must map some of {', '.join(valid)} to non-negative shares, got {shares!r}"))
+    if missing not in ("absent", "nan"):
+        problems.append(Problem("parameter 'missing'", f"must be 'absent' or 'nan', got {missing!r}"))
+    rng_range, msg = resolve_scale(scale)
+    if msg:
+        problems.append(Problem("parameter 'scale'", msg))
+    if problems:
+        raise InvalidInputError(problems, "alliance_ts.simulate()")
+
+    items, total = _resolution(scale, rng_range)
+    lo, hi = (rng_range.low / items, rng_range.high / items) if total else (rng_range.low, rng_range.high)
+    seed = _seed(rng)
+    children = np.random.SeedSequence(seed).spawn(int(n_clients))
+    spec = _Spec(
+        lo=lo, hi=hi, items=items, total=total, n_sessions=tuple(int(v) for v in n_sessions),
+        baseline=baseline, baseline_sd=baseline_sd, noise_sd=noise_sd, noise_spread=noise_spread,
+        ar=ar, growth=growth, course_names=list(courses), course_p=_norm(courses.values()),
+        p_episode=p_episode, kind_names=list(kinds), kind_p=_norm(kinds.values()),
+        depth=tuple(depth), decline=tuple(int(v) for v in decline),
+        recovery=tuple(int(v) for v in recovery), p_missing=p_missing, p_dropout=p_dropout,
+    )
+    score_rows, truth_rows, client_rows = [], [], []
+    for i, child in enumerate(children, start=1):
+        s, t, c = _one_client(i, np.random.default_rng(child), spec, keep_nan=missing == "nan")
+        score_rows.append(s)
+        truth_rows += t
+        client_rows.append(c)
+    if score_rows:
+        scores = pd.DataFrame(np.concatenate(score_rows), columns=["client", "session", "score"])
+    else:
+        scores = pd.DataFrame(np.zeros((0, 3)), columns=["client", "session", "score"])
+    scores = scores.astype({"client": np.int64, "session": np.int64, "score": float})
+    truth = pd.DataFrame(
+        truth_rows,
+        columns=["client", "episode", "kind", "start", "trough", "end", "status", "depth", "depth_sd"],
+    ).astype({"client": np.int64, "episode": np.int64, "start": np.int64, "trough": np.int64,
+              "end": "Int64", "depth": float, "depth_sd": float})
+    clients = pd.DataFrame(
+        client_rows,
+        columns=["client", "n_planned", "n_sessions", "course", "noise_sd", "kind", "n_episodes", "pattern"],
+    ).astype({"client": np.int64, "n_planned": np.int64, "n_sessions": np.int64, "noise_sd": float, "n_episodes": np.int64})
+    return Simulation(scores, truth, clients, params)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    lo: float
+    hi: float
+    items: int
+    total: bool
+    n_sessions: tuple[int, int]
+    baseline: float
+    baseline_sd: float
+    noise_sd: float
+    noise_spread: float
+    ar: float
+    growth: float
+    course_names: list[str]
+    course_p: np.ndarray
+    p_episode: float
+    kind_names: list[str]
+    kind_p: np.ndarray
+    depth: tuple[float, float]
+    decline: tuple[int, int]
+    recovery: tuple[int, int]
+    p_missing: float
+    p_dropout: float
+
+
+def _norm(values) -> np.ndarray:
+    a = np.asarray(list(values), dtype=float)
+    return a / a.sum()
+
+
+def _seed(rng) -> int:
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63 - 1))
+    if rng is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return int(rng)
+    raise InvalidInputError(
+        [Problem("parameter 'rng'", f"must be an int, a numpy Generator or None, got {rng!r}")],
+        "alliance_ts.simulate()",
+    )
+
+
+def _resolution(scale, rng_range: ScoreRange) -> tuple[int, bool]:
+    """(items, reported-as-total) for rounding."""
+    if isinstance(scale, str):
+        key, _, level = scale.strip().lower().partition(":")
+        s = get_scale(key)
+        level = level or s.default
+        return s.items, level == "total"
+    return 1, False
+
+
+def _one_client(cid: int, g: np.random.Generator, spec: _Spec, keep_nan: bool):
+    R = spec.hi - spec.lo
+    T = int(g.integers(spec.n_sessions[0], spec.n_sessions[1] + 1))
+    t = np.arange(1, T + 1, dtype=float)
+    sigma = spec.noise_sd * R * math.exp(g.normal(0.0, spec.noise_spread))
+    base = g.normal(spec.lo + spec.baseline * R, spec.baseline_sd * R)
+    course = spec.course_names[int(g.choice(len(spec.course_names), p=spec.course_p))]
+    gain = spec.growth * sigma * g.uniform(0.5, 1.5)
+    if course == "linear":
+        c = gain * (t - 1) / max(T - 1, 1)
+    elif course == "log":
+        c = gain * np.log(t) / math.log(T)
+    elif course == "u":
+        c = -gain * 4 * (t - 1) * (T - t) / max(T - 1, 1) ** 2
+    else:
+        c = np.zeros(T)
+    # stationary AR(1) noise with SD sigma
+    z = g.normal(0.0, 1.0, T)
+    e = np.empty(T)
+    e[0] = sigma * z[0]
+    scale_innov = sigma * math.sqrt(1 - spec.ar**2)
+    for j in range(1, T):
+        e[j] = spec.ar * e[j - 1] + scale_innov * z[j]
+
+    # planted episodes: (kind, start, trough, end or None, depth) in 1-based sessions
+    offset = np.zeros(T)
+    planted: list[tuple[str, int, int, int | None, float]] = []
+    has_ep = g.random() < spec.p_episode
+    kind = spec.kind_names[int(g.choice(len(spec.kind_names), p=spec.kind_p))]
+    d_draws = g.uniform(spec.depth[0], spec.depth[1], 3)
+    if has_ep:
+        if kind == "several":
+            n_ep = int(g.integers(2, 4))
+            cursor = 2
+            for k in range(n_ep):
+                sub = "v" if g.random() < 0.5 else "multi"
+                placed = _plant(g, sub, cursor, T, d_draws[k] * sigma, spec, offset)
+                if placed is None:
+                    break
+                planted.append(placed)
+                cursor = (placed[3] or T) + 2
+        else:
+            placed = _plant(g, kind, 2, T, d_draws[0] * sigma, spec, offset)
+            if placed is None and kind != "v":  # course too short: fall back to a V
+                placed = _plant(g, "v", 2, T, d_draws[0] * sigma, spec, offset)
+            if placed is not None:
+                planted.append(placed)
+
+    latent = base + c + offset + e
+    if spec.total:
+        score = np.round(np.clip(latent, spec.lo, spec.hi) * spec.items)
+    elif spec.items > 1:
+        score = np.round(np.clip(latent, spec.lo, spec.hi) * spec.items) / spec.items
+    else:
+        score = np.round(np.clip(latent, spec.lo, spec.hi), 2)
+
+    # missed sessions and dropout
+    observed = np.ones(T, dtype=bool)
+    miss = g.random(T) < spec.p_missing
+    miss[0] = False
+    observed &= ~miss
+    last = T
+    if g.random() < spec.p_dropout and T > 3:
+        last = int(g.integers(3, T))
+    observed[last:] = False
+    sessions = np.arange(1, T + 1)
+
+    unit = spec.items if spec.total else 1.0
+    truth = []
+    for kind_, start, trough, end, dep in planted:
+        inside = observed & (sessions >= start) & (sessions < (end if end is not None else T + 1))
+        if not inside.any():
+            continue
+        obs_sessions = sessions[inside]
+        s_obs = int(obs_sessions[0])
+        tr_obs = int(obs_sessions[np.argmin(offset[inside])])
+        e_obs = None
+        if end is not None:
+            after = sessions[observed & (sessions >= end)]
+            e_obs = int(after[0]) if after.size else None
+        truth.append(
+            [cid, 0, kind_, s_obs, tr_obs, e_obs, "repaired" if e_obs is not None else "unresolved",
+             dep * unit, dep / sigma]
+        )
+    for k, row in enumerate(truth, start=1):
+        row[1] = k
+    statuses = {r[6] for r in truth}
+    pattern = (
+        "no_rupture" if not truth else "mixed" if len(statuses) == 2 else statuses.pop()
+    )
+    keep = observed if not keep_nan else sessions <= last
+    out_score = np.where(observed, score, np.nan)[keep]
+    rows = np.column_stack([np.full(keep.sum(), cid, dtype=float), sessions[keep].astype(float), out_score])
+    client = [cid, T, int(observed.sum()), course, sigma * unit, kind if has_ep else "none", len(truth), pattern]
+    return rows, truth, client
+
+
+def _plant(g, kind, earliest, T, D, spec, offset):
+    """Add one episode's offsets; return (kind, start, trough, end, depth) or None."""
+    if kind == "v":
+        length, tail = 1, 1
+    elif kind == "multi":
+        length, tail = int(g.integers(spec.decline[0], spec.decline[1] + 1)), 1
+    elif kind == "gradual":
+        length, tail = int(g.integers(spec.recovery[0], spec.recovery[1] + 1)), 1
+    else:  # sustained
+        length, tail = 1, 0
+    latest = T - length - tail + 1
+    if latest < earliest:
+        return None
+    s = int(g.integers(earliest, latest + 1))
+    i = s - 1  # 0-based
+    if kind == "v":
+        offset[i] -= D
+        return ("v", s, s, s + 1, D)
+    if kind == "multi":
+        offset[i : i + length] -= D * np.arange(1, length + 1) / length
+        return ("multi", s, s + length - 1, s + length, D)
+    if kind == "gradual":
+        offset[i : i + length] -= D * (1 - np.arange(length) / length)
+        return ("gradual", s, s, s + length, D)
+    offset[i:] -= D
+    return ("sustained", s, s, None, D)
