@@ -5,7 +5,7 @@ the published detection rules, and report them in tables a Methods section
 can explain.
 
 >>> import alliance_ts as at
->>> res = at.detect([5.0, 5.1, 5.0, 3.2, 5.0, 5.1], pooled_sd=0.2)
+>>> res = at.detect([5.0, 5.1, 5.0, 3.2, 5.0, 5.1], rule="vshape", pooled_sd=0.2)
 >>> res.clients.loc[0, "pattern"]
 'repaired'
 """

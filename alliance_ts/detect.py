@@ -39,7 +39,7 @@ def detect(
         index gives the session numbers. Wide tables: see :func:`to_long`.
     rule : str or Rule, optional
         A registered rule name (see :func:`list_rules`) or a rule object.
-        Default: ``"vshape"`` (see Notes).
+        Default: ``"recommended"`` (see Notes).
     client, session, score : str
         Column names. Client ids may be ints or strings (kept as given);
         session numbers must be whole numbers (ints or integer-valued floats).
@@ -71,13 +71,17 @@ def detect(
 
     Notes
     -----
-    The default rule is ``vshape`` with its default parameters: a fall of at
-    least 2 SD (the larger of the client's own and the pooled within-client
-    SD, so ceiling clients do not produce one-point "ruptures") within up to
-    three sessions, repaired when the score comes back within 1 SD of the
-    pre-rupture level. It finds unmistakable ruptures and does not flag
-    flat or steadily rising courses; see the benchmark documentation for how
-    it compares with the published rules on simulated data.
+    The default rule is ``recommended`` (the library's ``robust`` rule with
+    parameters chosen on the accuracy benchmark): a fall below the mean of
+    the preceding sessions, or a dip below both neighbours, larger than a
+    robust estimate of the client's session-to-session noise times a
+    critical value that grows with the number of sessions, so that a client
+    without a rupture has about a 5% chance of a false one at any course
+    length. On the simulated benchmark it has the best mean F1 of all rules
+    and flags 0-4.3% of rupture-free clients in every scenario, where the
+    published presets flag 46% (``gumz2012``), 24% (``stiles2004``) or 93%
+    (``strauss2006``) of them in the no-rupture scenario. It is this library's own rule, not a published
+    criterion: to reproduce a study, name its rule (see :func:`list_rules`).
 
     Results never depend on row order, on how clients are batched, or on
     other clients, except through parameters estimated from the whole input

@@ -130,6 +130,8 @@ class Detection:
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
+    if isinstance(v, tuple) and all(isinstance(e, float) for e in v):
+        return "(" + ", ".join(f"{e:.4g}" for e in v) + ")"
     return repr(v)
 
 

@@ -11,11 +11,11 @@ from alliance_ts.errors import InvalidInputError
 def test_list_array_and_series_are_one_client():
     x = [5.0, 5.1, 5.0, 3.2, 5.0, 5.1]
     for data in (x, np.array(x), tuple(x)):
-        res = at.detect(data, pooled_sd=0.2)
+        res = at.detect(data, rule="vshape", pooled_sd=0.2)
         assert res.sessions["client"].tolist() == [0] * 6
         assert res.sessions["session"].tolist() == [1, 2, 3, 4, 5, 6]
     s = pd.Series(x, index=[3, 4, 5, 6, 8, 9])
-    res = at.detect(s, pooled_sd=0.2)
+    res = at.detect(s, rule="vshape", pooled_sd=0.2)
     assert res.sessions["session"].tolist() == [3, 4, 5, 6, 8, 9]
     # the dip at session 6 (position 4 of the index) is the episode start
     assert res.episodes[["start", "end"]].values.tolist() == [[6, 8]]
@@ -72,7 +72,7 @@ def test_scale_ranges(scale, low, high):
 
 def test_scale_bounds_are_inclusive():
     df = pd.DataFrame({"client": 1, "session": [1, 2, 3], "score": [0.0, 40.0, 20.0]})
-    at.detect(df, scale="srs", pooled_sd=1.0)
+    at.detect(df, rule="vshape", scale="srs", pooled_sd=1.0)
     with pytest.raises(InvalidInputError, match="1 row with a score outside the scale srs:total"):
         at.detect(df.assign(score=[0.0, 40.5, 20.0]), scale="srs")
 

@@ -31,6 +31,14 @@ RULES = [
     ("sudden_loss", dict(cutoff=0.25, pct=None, repair="reversal", adjust=False)),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(RULES)]
+# rules without a per-client reference implementation (checked by the other properties)
+OTHER_RULES = [
+    ("recommended", dict(pooled_noise=(0.5, 0.6, 0.7, 0.45, 0.5))),
+    ("robust", dict(noise="max", window=1, dip=False, center="none", pooled_noise=(0.4, 0.5, 0.6, 0.4))),
+    ("robust", dict(noise="client", max_decline=1, repair_within=1)),
+]
+ALL_RULES = RULES + OTHER_RULES
+ALL_IDS = IDS + [f"{name}-{i + len(RULES)}" for i, (name, _) in enumerate(OTHER_RULES)]
 
 
 def tables(res):
@@ -71,7 +79,7 @@ def test_equals_reference(rule, params, df):
         assert got == ref
 
 
-@pytest.mark.parametrize("rule, params", RULES, ids=IDS)
+@pytest.mark.parametrize("rule, params", ALL_RULES, ids=ALL_IDS)
 @given(df=panels(), seed=st.integers(0, 2**32 - 1))
 def test_row_order_and_id_relabelling(rule, params, df, seed):
     base = at.detect(df, rule=rule, **params)
@@ -88,7 +96,7 @@ def test_row_order_and_id_relabelling(rule, params, df, seed):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
-@pytest.mark.parametrize("rule, params", RULES, ids=IDS)
+@pytest.mark.parametrize("rule, params", ALL_RULES, ids=ALL_IDS)
 @given(df=panels(max_clients=5))
 def test_batch_equals_one_client_at_a_time_and_any_block_size(rule, params, df):
     whole = at.detect(df, rule=rule, **params)
@@ -100,7 +108,7 @@ def test_batch_equals_one_client_at_a_time_and_any_block_size(rule, params, df):
         assert_same(whole, at.detect(df, rule=rule, **params))
 
 
-@pytest.mark.parametrize("rule, params", RULES, ids=IDS)
+@pytest.mark.parametrize("rule, params", ALL_RULES, ids=ALL_IDS)
 @given(df=panels(max_clients=3), shift=st.integers(-5, 100))
 def test_shifting_sessions_shifts_episodes(rule, params, df, shift):
     a = at.detect(df, rule=rule, **params)
@@ -110,7 +118,7 @@ def test_shifting_sessions_shifts_episodes(rule, params, df, shift):
     pd.testing.assert_series_equal(a.sessions["label"], b.sessions["label"])
 
 
-@pytest.mark.parametrize("rule, params", RULES, ids=IDS)
+@pytest.mark.parametrize("rule, params", ALL_RULES, ids=ALL_IDS)
 @given(df=panels(with_nan=True))
 def test_every_row_and_client_accounted_for(rule, params, df):
     res = at.detect(df, rule=rule, **params)
@@ -131,7 +139,7 @@ def test_every_row_and_client_accounted_for(rule, params, df):
     assert c["n_ruptures"].fillna(0).sum() == len(e)
 
 
-@pytest.mark.parametrize("rule, params", RULES, ids=IDS)
+@pytest.mark.parametrize("rule, params", ALL_RULES, ids=ALL_IDS)
 @given(level=st.floats(1, 7), n=st.integers(3, 40), rises=st.lists(st.integers(0, 2), min_size=40, max_size=40))
 def test_flat_or_rising_course_has_no_rupture(rule, params, level, n, rises):
     flat = at.detect([level] * n, rule=rule, **params)

@@ -42,7 +42,7 @@ def test_schema(panel, rule, params):
 
 def test_int_ids_keep_their_type_and_order():
     df = pd.DataFrame({"client": [10, 2, 2, 2, 10, 10], "session": [1, 1, 2, 3, 2, 3], "score": [1.0, 2, 3, 4, 5, 6]})
-    res = at.detect(df, pooled_sd=1.0)
+    res = at.detect(df, rule="vshape", pooled_sd=1.0)
     assert res.clients["client"].tolist() == [2, 10]
     assert res.clients["client"].dtype == np.int64
     assert res.sessions["client"].dtype == np.int64

@@ -58,7 +58,7 @@ def test_empty_table_and_unknown_rule_together():
     df = pd.DataFrame({"client": [], "session": [], "score": []})
     _, probs = problems_of(lambda: at.detect(df, rule="vshap"))
     assert probs == [
-        "parameter 'rule': no rule named 'vshap'; valid rules: gumz2012, stiles2004, strauss2006, sudden_loss, vshape",
+        "parameter 'rule': no rule named 'vshap'; valid rules: gumz2012, recommended, robust, stiles2004, strauss2006, sudden_loss, vshape",
         "data: the table has no rows",
     ]
 
@@ -90,7 +90,7 @@ def test_booleans_and_non_numeric_sessions_are_rejected():
 
 def test_numeric_strings_and_integer_floats_are_accepted():
     df = pd.DataFrame({"client": ["a"] * 4, "session": [1.0, 2.0, 3.0, 4.0], "score": ["4.5", "4", None, "3.25"]})
-    res = at.detect(df, pooled_sd=1.0)
+    res = at.detect(df, rule="vshape", pooled_sd=1.0)
     assert res.sessions["session"].tolist() == [1, 2, 3, 4]
     assert res.sessions["session"].dtype == np.int64
     assert res.sessions["score"].isna().tolist() == [False, False, True, False]
@@ -137,7 +137,7 @@ def test_valid_but_unanalysable_clients_are_not_errors():
          "session": [1, 2, 1, 1, 2, 3],
          "score": [3.0, 4.0, np.nan, 3.0, 4.0, 5.0]}
     )
-    res = at.detect(df, pooled_sd=1.0)
+    res = at.detect(df, rule="vshape", pooled_sd=1.0)
     c = res.clients.set_index("client")
     assert c.loc["short", "reason"] == "fewer than 3 observed scores (2)"
     assert c.loc["nan_only", "reason"] == "fewer than 3 observed scores (0)"

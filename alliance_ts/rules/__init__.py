@@ -5,7 +5,10 @@ Each rule family lives in its own module and registers itself by name:
 - :mod:`~alliance_ts.rules.vshape` -- drop-and-return episodes (``vshape``)
   and the presets ``stiles2004``, ``strauss2006`` and ``gumz2012``;
 - :mod:`~alliance_ts.rules.sudden_loss` -- Tang & DeRubeis' criteria on
-  alliance drops (``sudden_loss``).
+  alliance drops (``sudden_loss``);
+- :mod:`~alliance_ts.rules.robust` -- drops scaled by a robust noise
+  estimate with a per-client false-alarm bound (``robust``, the library's
+  own rule).
 """
 
 from ._base import (
@@ -18,16 +21,19 @@ from ._base import (
     register_rule,
     scan_episodes,
 )
+from .robust import RobustDrop
 from .sudden_loss import SuddenLoss
 from .vshape import VShape
 
-#: The rule :func:`alliance_ts.detect` uses when none is named.
-DEFAULT_RULE = "vshape"
+#: The rule :func:`alliance_ts.detect` uses when none is named (chosen with the
+#: accuracy benchmark; see docs/benchmarks.md).
+DEFAULT_RULE = "recommended"
 
 __all__ = [
     "DEFAULT_RULE",
     "BlockResult",
     "Rule",
+    "RobustDrop",
     "RuleSpec",
     "SuddenLoss",
     "VShape",

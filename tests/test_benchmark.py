@@ -1,0 +1,60 @@
+"""The benchmark harness, the demo and the benchmark scripts run end to end."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+import alliance_ts as at
+from alliance_ts.benchmark import SCENARIOS, run_accuracy
+from alliance_ts.demo import main as demo_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_accuracy_covers_every_registered_rule():
+    df = run_accuracy(["clear_v", "no_ruptures"], seeds=[1], n_clients=60)
+    assert set(df["rule"]) == set(at.list_rules()["name"])
+    assert set(df["scenario"]) == {"clear_v", "no_ruptures"}
+    assert {"f1", "precision", "recall", "false_alarm_rate", "kappa", "seconds"} <= set(df.columns)
+    none = df[df["scenario"] == "no_ruptures"]
+    assert (none["n_true"] == 0).all()
+
+
+def test_scenarios_are_valid_simulations():
+    for s in SCENARIOS.values():
+        sim = at.simulate(5, rng=1, **s.params)
+        assert len(sim.clients) == 5
+
+
+def test_demo_writes_tables(tmp_path, capsys):
+    assert demo_main(["--out", str(tmp_path), "--clients", "40", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Clients: 40 in the input" in out and "Client patterns" in out
+    for name in ("episodes.csv", "sessions.csv", "clients.csv", "shapes.csv", "input_scores.csv", "true_episodes.csv"):
+        assert (tmp_path / name).exists()
+    clients = pd.read_csv(tmp_path / "clients.csv")
+    assert len(clients) == 40
+
+
+def test_accuracy_script_writes_results(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--seeds", "1", "--clients", "30",
+         "--scenarios", "clear_v", "no_ruptures", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    df = pd.read_csv(tmp_path / "accuracy.csv")
+    assert "rule" in df.columns and len(df) == 2 * len(at.list_rules())
+    assert (tmp_path / "accuracy.md").read_text().startswith("# Accuracy of the detection rules")
+    assert (tmp_path / "accuracy_f1.png").stat().st_size > 1000
+
+
+def test_speed_script_runs_small(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--clients", "2000", "--repeat", "1", "--no-write"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "x baseline" in run.stdout
