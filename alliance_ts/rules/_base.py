@@ -76,6 +76,15 @@ class BlockResult:
     client_extra: dict[str, np.ndarray] = field(default_factory=dict)
     session_extra: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def from_scan(cls, block: Block, scanned: tuple[np.ndarray, ...], **fields: Any) -> BlockResult:
+        """Wrap the output of :func:`scan_episodes` for ``block``."""
+        row, start, trough, end, pre = scanned
+        return cls(
+            clients=block.clients, ep_row=row, ep_start=start, ep_trough=trough,
+            ep_end=end, ep_pre=pre, **fields,
+        )
+
 
 @dataclass(frozen=True)
 class Rule(abc.ABC):

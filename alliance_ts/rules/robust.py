@@ -393,14 +393,10 @@ class RobustDrop(Rule):
         with np.errstate(invalid="ignore"):
             ret = pre - self.tol * np.fmin(z[:, None] * scale_at, pre - x)
         start = falls.start(ret)
-        row, st, tr, en, pr = scan_episodes(x, n, onset, start, pre, ret, self.repair_within)
-        return BlockResult(
-            clients=block.clients,
-            ep_row=row,
-            ep_start=st,
-            ep_trough=tr,
-            ep_end=en,
-            ep_pre=pr,
+        scanned = scan_episodes(x, n, onset, start, pre, ret, self.repair_within)
+        return BlockResult.from_scan(
+            block,
+            scanned,
             reason=reason,
             client_extra={
                 "noise": np.where(usable, sigma1, np.nan),

@@ -309,15 +309,12 @@ class SuddenLoss(Rule):
         else:
             ret = x + (pre - x) / 2.0
         start = np.broadcast_to(np.arange(length), (m, length))
-        row, st, tr, en, pr = scan_episodes(x, n, onset, start, pre, ret, None)
+        scanned = scan_episodes(x, n, onset, start, pre, ret, None)
+        row, st, _, _, pr = scanned
         magnitude = pr - x[row, st]
-        return BlockResult(
-            clients=block.clients,
-            ep_row=row,
-            ep_start=st,
-            ep_trough=tr,
-            ep_end=en,
-            ep_pre=pr,
+        return BlockResult.from_scan(
+            block,
+            scanned,
             ep_extra={"magnitude": magnitude},
             reason=reason,
             client_extra={

@@ -246,14 +246,10 @@ class VShape(Rule):
             onset = (falls.lag >= 1) & (top > x) & (pre - x >= theta[:, None]) & usable[:, None]
             ret = pre - self.tol * theta[:, None]
         start = falls.start(ret)
-        row, st, tr, en, pr = scan_episodes(x, n, onset, start, pre, ret, self.repair_within)
-        return BlockResult(
-            clients=block.clients,
-            ep_row=row,
-            ep_start=st,
-            ep_trough=tr,
-            ep_end=en,
-            ep_pre=pr,
+        scanned = scan_episodes(x, n, onset, start, pre, ret, self.repair_within)
+        return BlockResult.from_scan(
+            block,
+            scanned,
             reason=reason,
             client_extra={
                 "sd": np.where(usable, sigma, np.nan),
