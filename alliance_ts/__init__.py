@@ -13,10 +13,10 @@ can explain.
 from ._version import __version__
 from .detect import detect
 from .evaluate import Evaluation, evaluate
-from .errors import AllianceError, AllianceWarning, InvalidInputError, Problem, UnknownRuleError
+from .errors import AllianceError, AllianceWarning, InvalidInputError, Problem, RuleError, UnknownRuleError
 from .input import to_long
 from .result import Detection
-from .rules import DEFAULT_RULE, Rule, list_rules, register_preset, register_rule
+from .rules import DEFAULT_RULE, Rule, list_rules, register_preset, register_rule, unregister_rule
 from .scales import Scale, get_scale, list_scales
 from .shape import classify_shape
 from .simulate import Simulation, simulate
@@ -30,6 +30,7 @@ __all__ = [
     "InvalidInputError",
     "Problem",
     "Rule",
+    "RuleError",
     "Scale",
     "Simulation",
     "UnknownRuleError",
@@ -44,4 +45,5 @@ __all__ = [
     "register_preset",
     "register_rule",
     "to_long",
+    "unregister_rule",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "AllianceWarning",
     "InvalidInputError",
     "Problem",
+    "RuleError",
     "UnknownRuleError",
 ]
 
@@ -72,3 +73,13 @@ class UnknownRuleError(InvalidInputError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.args[0]
+
+
+class RuleError(AllianceError, RuntimeError):
+    """A rule returned a result that breaks the episode model.
+
+    Raised by :func:`~alliance_ts.detect` when a (custom) rule reports, for
+    example, overlapping episodes, a repair before the rupture, or results
+    for the wrong clients. The message names the rule, the client and the
+    problem.
+    """

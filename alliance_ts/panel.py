@@ -137,8 +137,10 @@ class Panel:
         dev2 = (self.obs_values - np.repeat(mean[has], n[has])) ** 2
         ss = np.add.reduceat(dev2, starts)
         two = n[has] >= 2
+        # constant scores have SD exactly 0, whatever the rounding of the mean
+        constant = np.maximum.reduceat(self.obs_values, starts) == np.minimum.reduceat(self.obs_values, starts)
         with np.errstate(invalid="ignore", divide="ignore"):
-            sd_has = np.where(two, np.sqrt(ss / (n[has] - 1)), np.nan)
+            sd_has = np.where(two, np.where(constant, 0.0, np.sqrt(ss / (n[has] - 1))), np.nan)
         sd[has] = sd_has
         return mean, sd
 

@@ -8,7 +8,14 @@ import pytest
 from scipy import stats
 
 import alliance_ts as at
-from alliance_ts.rules.robust import _critical, pooled_trimmed_scale, trimmed_scale
+from alliance_ts.rules.robust import (
+    _autocorrelation,
+    _critical,
+    dip_ratio,
+    fall_ratio,
+    pooled_trimmed_scale,
+    trimmed_scale,
+)
 
 
 def test_trimmed_scale_by_hand():
@@ -16,9 +23,12 @@ def test_trimmed_scale_by_hand():
     v = np.array([-30.0, -2, -1, 0, 0, 1, 1, 2, 3, 50])
     sd, df, loc = trimmed_scale(v, trim=0.2)
     kept = np.array([-1.0, 0, 0, 1, 1, 2])
-    # normal truncated to the central 60%: q = 0.8416, var = 1 - 2 q phi(q) / 0.6
+    # a normal truncated to the central 60% (q = 0.8416) has variance
+    # 1 - 2 q phi(q) / 0.6 = 0.2146; 10 values keep more spread: + b(0.2) / 10 with
+    # b(0.2) = 1.3456 - 2.8908 * 0.2 + 0.8745 * 0.04 = 0.8024 -> factor 0.2948
     q = stats.norm.isf(0.2)
-    factor = 1 - 2 * q * stats.norm.pdf(q) / 0.6
+    factor = 1 - 2 * q * stats.norm.pdf(q) / 0.6 + (1.3456 - 2.8908 * 0.2 + 0.8745 * 0.04) / 10
+    assert round(factor, 4) == 0.2948
     assert math.isclose(sd, math.sqrt(np.var(kept, ddof=1) / factor))
     assert df == 5 and math.isclose(loc, kept.mean())
     # the outliers do not matter
@@ -29,6 +39,12 @@ def test_trimmed_scale_by_hand():
     sd, df, _ = trimmed_scale(rows)
     assert math.isclose(sd[0], np.std([1, 2, 4], ddof=1)) and df[0] == 2
     assert sd[1] == 0.0
+
+
+def test_trimmed_variance_is_unbiased_in_small_samples():
+    z = np.random.default_rng(3).normal(size=(100_000, 10))
+    sd, _, _ = trimmed_scale(z)
+    assert np.mean(sd**2) == pytest.approx(1.0, abs=0.02)
 
 
 def test_pooled_trimmed_scale_matches_rowwise_and_is_unbiased_for_normal_noise():
@@ -51,13 +67,36 @@ def test_critical_values():
     assert np.allclose(_critical(p, df), stats.t.isf(p, df))
 
 
+def test_noise_model_ratios_match_simulated_ar1_noise():
+    # For AR(1) noise the SD of each statistic over the SD of lag-1 differences is
+    # fall_ratio / dip_ratio; check against 400,000 simulated sessions.
+    rng = np.random.default_rng(1)
+    phi, n = 0.3, 400_000
+    e = np.empty(n)
+    e[0] = rng.normal()
+    z = rng.normal(size=n) * math.sqrt(1 - phi**2)
+    for t in range(1, n):
+        e[t] = phi * e[t - 1] + z[t]
+    diff_sd = np.std(e[:-1] - e[1:])
+    fall = np.array([e[t - 3 : t].mean() - e[t] for t in range(3, 20_000)])
+    assert fall.std() / diff_sd == pytest.approx(fall_ratio(phi, 3, 1), rel=0.03)
+    dip = np.array([(e[t - 3 : t].mean() + e[t + 1 : t + 3].mean()) / 2 - e[t] for t in range(3, 20_000)])
+    assert dip.std() / diff_sd == pytest.approx(dip_ratio(phi, 3, 2), rel=0.03)
+    # phi = 0: fall variance 1/3 + 1 over difference variance 2
+    assert fall_ratio(0.0, 3, 1) == pytest.approx(math.sqrt((1 / 3 + 1) / 2))
+    # and the autocorrelation is recovered from consecutive differences
+    d = e[:-1] - e[1:]
+    pairs = np.stack([d[:-1], d[1:]], axis=1)
+    assert _autocorrelation(pairs, float(np.std(d))) == pytest.approx(phi, abs=0.05)
+
+
 def test_hand_worked_v_with_fixed_noise():
-    # pooled_noise fixed, noise="pooled", no dip statistic, no trend correction:
-    # fall statistic = mean of the 3 previous scores - score.
-    # 10 sessions: tests = 9, z = Phi^-1(1 - 0.05/9) = 2.539; noise SD 1 -> threshold 2.539.
+    # noise="pooled" with difference SD sqrt(1.5) and no autocorrelation: the fall
+    # statistic (mean of 3 previous scores - score) has SD sqrt(1.5) * sqrt((1/3 + 1)/2) = 1.
+    # 10 sessions, no dip statistic: tests = 9, z = Phi^-1(1 - 0.05/9) = 2.539.
     x = [5.0, 5.0, 5.0, 5.0, 1.0, 5.0, 5.0, 5.0, 5.0, 5.0]
-    res = at.detect(x, rule="robust", noise="pooled", pooled_noise=(1.0, 1.0, 1.0, 1.0),
-                    dip=False, center="none")
+    kw = dict(rule="robust", noise="pooled", pooled_noise=(math.sqrt(1.5), 0.0), dip=False, center="none")
+    res = at.detect(x, **kw)
     z = stats.norm.isf(0.05 / 9)
     assert math.isclose(res.clients.loc[0, "threshold"], z)
     # session 5: fall from 5 (mean of sessions 2-4) to 1 = 4 >= 2.539; return level
@@ -66,19 +105,24 @@ def test_hand_worked_v_with_fixed_noise():
     assert (e["start"], e["trough"], e["end"], e["status"], e["pre"], e["depth"]) == (5, 5, 6, "repaired", 5.0, 4.0)
     # a fall of 2 < 2.539 is not a rupture
     y = [5.0, 5.0, 5.0, 5.0, 3.0, 5.0, 5.0, 5.0, 5.0, 5.0]
-    assert len(at.detect(y, rule="robust", noise="pooled", pooled_noise=(1.0,) * 4, dip=False, center="none").episodes) == 0
+    assert len(at.detect(y, **kw).episodes) == 0
 
 
 def test_dip_statistic_finds_a_v_the_fall_misses():
-    # fall statistic at session 5: mean(5, 5, 5) - 2.6 = 2.4 < z = Phi^-1(1 - 0.05/18) = 2.773;
-    # dip statistic: (5 + mean(5, 5)) / 2 - 2.6 = 2.4 with noise SD 0.8 -> 3.0 >= 2.773.
-    x = [5.0, 5.0, 5.0, 5.0, 2.6, 5.0, 5.0, 5.0, 5.0, 5.0]
-    pooled = (1.0, 1.0, 1.0, 0.8, 1.0)  # falls over 1-3 sessions, dip, lag-1 difference
-    res = at.detect(x, rule="robust", noise="pooled", pooled_noise=pooled, center="none")
-    assert math.isclose(res.clients.loc[0, "z"], stats.norm.isf(0.05 / 18))
+    # Same noise (fall SD 1); the dip statistic ((3 before + 2 after) / 2 - score)
+    # has SD sqrt(1.5) * sqrt(((1/3 + 1/2)/4 + 1) / 2) = 0.952. With both statistics,
+    # tests = 18 and z = Phi^-1(1 - 0.05/18) = 2.773.
+    kw = dict(rule="robust", noise="pooled", pooled_noise=(math.sqrt(1.5), 0.0), center="none")
+    z = stats.norm.isf(0.05 / 18)
+    dip_sd = math.sqrt(1.5) * dip_ratio(0.0, 3, 2)
+    assert round(z, 3) == 2.773 and round(dip_sd, 3) == 0.952
+    # a V of 2.7: the fall 2.7 < 2.773, but the dip 2.7 / 0.952 = 2.84 >= 2.773
+    v = [5.0, 5.0, 5.0, 5.0, 2.3, 5.0, 5.0, 5.0, 5.0, 5.0]
+    res = at.detect(v, **kw)
     assert res.episodes[["start", "end"]].values.tolist() == [[5, 6]]
-    res = at.detect(x, rule="robust", noise="pooled", pooled_noise=pooled[:3] + pooled[4:], center="none", dip=False)
-    assert len(res.episodes) == 0
+    # the same fall without a return: the dip is (5 + 2.3)/2 - 2.3 = 1.35, nothing found
+    step = [5.0, 5.0, 5.0, 5.0, 2.3, 2.3, 2.3, 2.3, 2.3, 2.3]
+    assert len(at.detect(step, **kw).episodes) == 0
 
 
 def test_false_alarms_are_close_to_alpha_on_rupture_free_courses():
@@ -98,7 +142,7 @@ def test_recommended_finds_clear_ruptures():
 
 
 def test_parameter_checks():
-    with pytest.raises(ValueError, match="parameter 'pooled_noise': must be None or 5 non-negative numbers"):
+    with pytest.raises(ValueError, match=r"parameter 'pooled_noise': must be None or \(SD of lag-1 differences"):
         at.detect([1.0, 2.0, 3.0], rule="robust", pooled_noise=(1.0, 2.0))
     with pytest.raises(ValueError, match="parameter 'noise': must be one of"):
         at.detect([1.0, 2.0, 3.0], rule="robust", noise="mad")

@@ -19,7 +19,9 @@ from ._base import (
     list_rules,
     register_preset,
     register_rule,
+    result_problems,
     scan_episodes,
+    unregister_rule,
 )
 from .robust import RobustDrop
 from .sudden_loss import SuddenLoss
@@ -41,5 +43,7 @@ __all__ = [
     "list_rules",
     "register_preset",
     "register_rule",
+    "result_problems",
     "scan_episodes",
+    "unregister_rule",
 ]

@@ -35,7 +35,9 @@ __all__ = [
     "make_rule",
     "register_preset",
     "register_rule",
+    "result_problems",
     "scan_episodes",
+    "unregister_rule",
 ]
 
 
@@ -100,13 +102,23 @@ class Rule(abc.ABC):
         Transformations of the scores that provably leave the episodes
         unchanged: ``"translation"`` (adding a constant) and/or ``"scaling"``
         (multiplying by a positive constant). Used by the property checks.
-    strictness : str or None
-        Name of a parameter for which a larger value never adds episodes.
+    strictness : str, (str, "up" | "down"), or None
+        A parameter that makes the rule stricter: a larger value (``"up"``,
+        the default) or a smaller one (``"down"``) never flags more clients.
+    detects : tuple of str
+        Kinds of unmistakable episode the rule promises to find: ``"v"`` (a
+        one-session drop repaired at the next session) and/or
+        ``"sustained"`` (a drop that never recovers). Used by the property
+        checks.
     sample_dependent : tuple of str
         Parameters that, when left at None, are estimated from the whole
         input (so one client's result depends on the others unless set).
     needs_moments : bool
         Whether :meth:`label` reads ``block.mean`` / ``block.sd``.
+    trusted_output : bool
+        Skip the check of every block result in :func:`~alliance_ts.detect`
+        (set by the built-in rules, whose output the test suite and the
+        property checks verify; leave False for your own rules).
     client_columns, session_columns : dict of str -> dtype
         Extra columns this rule adds to ``clients`` / ``sessions``.
     episode_columns : dict of str -> dtype
@@ -114,9 +126,11 @@ class Rule(abc.ABC):
     """
 
     invariances: ClassVar[tuple[str, ...]] = ()
-    strictness: ClassVar[str | None] = None
+    strictness: ClassVar[str | tuple[str, str] | None] = None
+    detects: ClassVar[tuple[str, ...]] = ()
     sample_dependent: ClassVar[tuple[str, ...]] = ()
     needs_moments: ClassVar[bool] = False
+    trusted_output: ClassVar[bool] = False
     client_columns: ClassVar[dict[str, str]] = {}
     session_columns: ClassVar[dict[str, str]] = {}
     episode_columns: ClassVar[dict[str, str]] = {}
@@ -138,6 +152,20 @@ class Rule(abc.ABC):
     @abc.abstractmethod
     def label(self, block: Block) -> BlockResult:
         """Find the episodes of every client in ``block``."""
+
+    def rescaled(self, factor: float) -> Rule:
+        """This rule for scores multiplied by ``factor`` (> 0).
+
+        Sample-dependent parameters (see ``sample_dependent``) that are SDs in
+        score units are multiplied; rules whose estimates are not all in score
+        units override this. Used by the scaling-invariance property check.
+        """
+        changes = {}
+        for name in self.sample_dependent:
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                changes[name] = value * factor
+        return dataclasses.replace(self, **changes) if changes else self
 
     def params(self) -> dict[str, Any]:
         """Every parameter and its value."""
@@ -169,8 +197,28 @@ class RuleSpec:
 _REGISTRY: dict[str, RuleSpec] = {}
 
 
-def register_rule(name: str, *, summary: str, reference: str, family: str | None = None):
-    """Class decorator: register a :class:`Rule` subclass under ``name``.
+def register_rule(
+    name: str,
+    *,
+    summary: str,
+    reference: str,
+    family: str | None = None,
+    invariances: tuple[str, ...] | None = None,
+    strictness: str | tuple[str, str] | None = None,
+    detects: tuple[str, ...] | None = None,
+):
+    """Decorator: register a rule under ``name`` for :func:`~alliance_ts.detect`.
+
+    Decorate either
+
+    - a :class:`Rule` subclass (a frozen dataclass of parameters with a
+      vectorised :meth:`Rule.label`), or
+    - a plain function ``f(scores, *, param=default, ...)`` of one client's
+      observed scores that returns that client's episodes as
+      ``(start, end)`` or ``(start, end, pre)`` position tuples (``end`` None
+      when unresolved); its keyword-only arguments become the rule's
+      parameters. The function is returned unchanged, with the generated
+      rule class as its ``rule_class`` attribute.
 
     Parameters
     ----------
@@ -183,17 +231,70 @@ def register_rule(name: str, *, summary: str, reference: str, family: str | None
         library's own rules).
     family : str, optional
         Family name shown by :func:`list_rules` (default: ``name``).
+    invariances, strictness, detects : optional
+        The rule's declared properties (see :class:`Rule`), checked by
+        :func:`alliance_ts.testing.check_rule`; for a class they override its
+        class attributes.
+
+    Examples
+    --------
+    >>> import alliance_ts as at
+    >>> @at.register_rule("doc_big_drop", summary="A fall of at least `size` points.",
+    ...                   reference="documentation example")
+    ... def big_drop(scores, *, size=10.0):
+    ...     episodes, i = [], 1
+    ...     while i < len(scores):
+    ...         if scores[i - 1] - scores[i] >= size:
+    ...             back = [j for j in range(i + 1, len(scores)) if scores[j] >= scores[i - 1]]
+    ...             episodes.append((i, back[0] if back else None))
+    ...             if not back:
+    ...                 break
+    ...             i = back[0]
+    ...         i += 1
+    ...     return episodes
+    >>> at.detect([50, 50, 38, 45, 51, 50], rule="doc_big_drop").episodes[["start", "end", "status"]]
+       start  end    status
+    0      3    5  repaired
+    >>> at.unregister_rule("doc_big_drop")
     """
 
-    def decorate(cls: type[Rule]) -> type[Rule]:
-        if not (isinstance(cls, type) and issubclass(cls, Rule)):
-            raise TypeError(f"@register_rule needs a Rule subclass, got {cls!r}")
-        if not dataclasses.is_dataclass(cls):
-            raise TypeError(f"{cls.__name__} must be a (frozen) dataclass")
-        _add(RuleSpec(name, cls, {}, family or name, summary, reference))
-        return cls
+    def declare(cls):
+        for attr, value in (("invariances", invariances), ("strictness", strictness), ("detects", detects)):
+            if value is not None:
+                setattr(cls, attr, tuple(value) if attr != "strictness" else value)
+
+    def decorate(obj):
+        if isinstance(obj, type):
+            if not issubclass(obj, Rule):
+                raise TypeError(f"@register_rule needs a Rule subclass or a function, got {obj!r}")
+            if not dataclasses.is_dataclass(obj):
+                raise TypeError(f"{obj.__name__} must be a (frozen) dataclass")
+            declare(obj)
+            _add(RuleSpec(name, obj, {}, family or name, summary, reference))
+            return obj
+        if callable(obj):
+            from ._function import rule_class_from_function
+
+            cls = rule_class_from_function(obj, name)
+            declare(cls)
+            _add(RuleSpec(name, cls, {}, family or name, summary, reference))
+            obj.rule_class = cls
+            return obj
+        raise TypeError(f"@register_rule needs a Rule subclass or a function, got {obj!r}")
 
     return decorate
+
+
+def unregister_rule(name: str) -> None:
+    """Remove a registered rule or preset (for tests and interactive sessions).
+
+    Raises
+    ------
+    UnknownRuleError
+        If no rule has that name.
+    """
+    get_rule(name)
+    del _REGISTRY[name]
 
 
 def register_preset(
@@ -222,8 +323,12 @@ def register_preset(
 
 
 def _add(spec: RuleSpec) -> None:
-    if spec.name in _REGISTRY and _REGISTRY[spec.name].cls is not spec.cls:
-        raise ValueError(f"a different rule is already registered as {spec.name!r}")
+    old = _REGISTRY.get(spec.name)
+    if old is not None and old.cls is not spec.cls and old.cls.__qualname__ != spec.cls.__qualname__:
+        raise ValueError(
+            f"a different rule is already registered as {spec.name!r}; "
+            "choose another name or remove it with unregister_rule()"
+        )
     _REGISTRY[spec.name] = spec
 
 
@@ -299,6 +404,58 @@ def list_rules() -> pd.DataFrame:
         .sort_values(["family", "name"], kind="stable")
         .reset_index(drop=True)
     )
+
+
+# --------------------------------------------------------------------------
+# checking what a rule returns
+
+
+def result_problems(block: Block, res: BlockResult) -> list[tuple[int, str]]:
+    """Ways ``res`` breaks the episode model, as (block row or -1, message).
+
+    Checks that the rule answered for exactly the block's clients, that every
+    episode lies inside its client's scores with start <= trough < end, and
+    that a client's episodes do not overlap (nothing after an unresolved one).
+    """
+    m = block.n.size
+    out: list[tuple[int, str]] = []
+    if res.clients.shape != block.clients.shape or not np.array_equal(res.clients, block.clients):
+        return [(-1, f"answered for {res.clients.size} clients, but the block holds {m}: clients were lost or added")]
+    k = res.ep_row.size
+    arrays = (res.ep_start, res.ep_trough, res.ep_end, res.ep_pre)
+    if any(a.shape != (k,) for a in arrays):
+        return [(-1, "episode arrays of different lengths")]
+    if res.reason is not None and res.reason.shape != (m,):
+        out.append((-1, f"{res.reason.size} reasons for {m} clients"))
+    for name, col in res.client_extra.items():
+        if np.shape(col) != (m,):
+            out.append((-1, f"client column {name!r} has {np.size(col)} values for {m} clients"))
+    for name, col in res.session_extra.items():
+        if np.shape(col) != block.x.shape:
+            out.append((-1, f"session column {name!r} has shape {np.shape(col)}, expected {block.x.shape}"))
+    if k == 0:
+        return out
+    bad_row = (res.ep_row < 0) | (res.ep_row >= m)
+    if bad_row.any():
+        return out + [(-1, f"{int(bad_row.sum())} episode(s) for clients that are not in the block")]
+    n = block.n[res.ep_row]
+    st, tr, en = res.ep_start, res.ep_trough, res.ep_end
+    checks = [
+        ((st < 0) | (st >= n), "an episode starts outside the client's scores"),
+        ((tr < st) | (tr >= n), "the trough is not between the start and the last score"),
+        ((en != -1) & ((en <= tr) | (en >= n)), "the repair is not after the trough and within the client's scores"),
+        (~np.isfinite(res.ep_pre), "an episode has no finite pre-rupture level"),
+    ]
+    for mask, msg in checks:
+        for i in np.flatnonzero(mask)[:3]:
+            out.append((int(res.ep_row[i]), msg))
+    order = np.lexsort((st, res.ep_row))
+    r, s_, e = res.ep_row[order], st[order], en[order]
+    same = r[1:] == r[:-1]
+    overlap = same & ((e[:-1] == -1) | (s_[1:] <= e[:-1]))
+    for i in np.flatnonzero(overlap)[:3]:
+        out.append((int(r[i]), "episodes overlap (or one follows an unresolved episode)"))
+    return out
 
 
 # --------------------------------------------------------------------------

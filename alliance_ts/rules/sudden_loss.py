@@ -164,7 +164,9 @@ class SuddenLoss(Rule):
     repair: str = "full"
 
     strictness = "cutoff"
+    detects = ("sustained",)
     sample_dependent = ("sd",)
+    trusted_output = True
     client_columns = {
         "n_intervals": "int64",
         "n_tested": "int64",

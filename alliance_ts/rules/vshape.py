@@ -108,8 +108,9 @@ class VShape(Rule):
         Floor for :math:`\sigma` in score units (e.g. half a scale point).
     pooled_sd : float or None, default None
         The pooled within-client SD. None: estimated from all analysed
-        clients of the call (so one client's result depends on the others);
-        give a value (e.g. from a norm sample) to fix it.
+        clients of the call (so one client's result depends on the others;
+        NaN when no client has two scores); give a value (e.g. from a norm
+        sample) to fix it.
 
     Notes
     -----
@@ -187,11 +188,17 @@ class VShape(Rule):
     min_sd: float | None = None
     pooled_sd: float | None = None
 
-    invariances = ("translation", "scaling")
     strictness = "k"
+    detects = ("v",)
     sample_dependent = ("pooled_sd",)
     needs_moments = True
+    trusted_output = True
     client_columns = {"sd": "float64", "threshold": "float64"}
+
+    @property
+    def invariances(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Translation always; scaling unless an absolute ``min_sd`` floor is set."""
+        return ("translation",) if self.min_sd is not None else ("translation", "scaling")
 
     def check(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -202,7 +209,9 @@ class VShape(Rule):
         check_number(problems, "tol", self.tol, low=0, high=1, high_open=True)
         check_number(problems, "repair_within", self.repair_within, low=1, integer=True, allow_none=True)
         check_number(problems, "min_sd", self.min_sd, low=0, low_open=True, allow_none=True)
-        check_number(problems, "pooled_sd", self.pooled_sd, low=0, allow_none=True)
+        if not (isinstance(self.pooled_sd, float) and math.isnan(self.pooled_sd)):
+            # NaN is what an estimate from a sample without any usable client reports
+            check_number(problems, "pooled_sd", self.pooled_sd, low=0, allow_none=True)
         return problems
 
     def prepare(self, panel: Panel, clients: np.ndarray) -> VShape:
