@@ -63,28 +63,17 @@ __all__ = ["PROPERTIES", "RuleCheckError", "RuleChecks", "check_rule", "resolve_
 
 #: Hypothesis profiles: ``"ci"`` (bounded time), ``"thorough"`` (on demand) and
 #: ``"quick"`` (as ci, but a failure is reported without shrinking it first).
+_COMMON = dict(
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 PROFILES = {
-    "ci": settings(
-        max_examples=20,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    ),
+    "ci": settings(max_examples=20, derandomize=True, **_COMMON),
     "quick": settings(
-        max_examples=20,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+        max_examples=20, derandomize=True, phases=[Phase.explicit, Phase.reuse, Phase.generate], **_COMMON
     ),
-    "thorough": settings(
-        max_examples=400,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    ),
+    "thorough": settings(max_examples=400, **_COMMON),
 }
 
 EPISODE_COLUMNS = ("client", "episode", "rule", "start", "trough", "end", "status", "depth", "pre", "phase")
