@@ -18,6 +18,7 @@ from .input import to_long
 from .result import Detection
 from .rules import DEFAULT_RULE, Rule, list_rules, register_preset, register_rule, unregister_rule
 from .scales import Scale, get_scale, list_scales
+from .segment import segment
 from .shape import classify_shape
 from .simulate import Simulation, simulate
 
@@ -44,6 +45,7 @@ __all__ = [
     "simulate",
     "register_preset",
     "register_rule",
+    "segment",
     "to_long",
     "unregister_rule",
 ]

@@ -36,6 +36,10 @@ class TestRecommended(RuleChecks):
     rule = "recommended"
 
 
+class TestChangePoint(RuleChecks):
+    rule = "changepoint"
+
+
 class TestRobustClientNoise(RuleChecks):
     rule = "robust"
     params = {"noise": "client", "window": 1}
@@ -50,7 +54,7 @@ class TestSuddenLoss(RuleChecks):
 
 def test_every_registered_rule_is_covered():
     covered = {c.rule for c in (TestVshape, TestStiles2004, TestStrauss2006, TestGumz2012,
-                                 TestRecommended, TestRobustClientNoise, TestSuddenLoss)}
+                                 TestRecommended, TestChangePoint, TestRobustClientNoise, TestSuddenLoss)}
     assert covered == set(at.list_rules()["name"])
 
 

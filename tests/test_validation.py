@@ -58,7 +58,7 @@ def test_empty_table_and_unknown_rule_together():
     df = pd.DataFrame({"client": [], "session": [], "score": []})
     _, probs = problems_of(lambda: at.detect(df, rule="vshap"))
     assert probs == [
-        "parameter 'rule': no rule named 'vshap'; valid rules: gumz2012, recommended, robust, stiles2004, strauss2006, sudden_loss, vshape",
+        "parameter 'rule': no rule named 'vshap'; valid rules: changepoint, gumz2012, recommended, robust, stiles2004, strauss2006, sudden_loss, vshape",
         "data: the table has no rows",
     ]
 
@@ -127,7 +127,7 @@ def test_two_dimensional_array_points_to_to_long():
 def test_unknown_rule_lookup_is_a_key_and_value_error():
     with pytest.raises(KeyError):
         at.rules.get_rule("nope")
-    with pytest.raises(ValueError, match="valid rules: gumz2012"):
+    with pytest.raises(ValueError, match="valid rules: changepoint, gumz2012"):
         at.rules.get_rule("nope")
 
 

@@ -6,6 +6,8 @@ Each rule family lives in its own module and registers itself by name:
   and the presets ``stiles2004``, ``strauss2006`` and ``gumz2012``;
 - :mod:`~alliance_ts.rules.sudden_loss` -- Tang & DeRubeis' criteria on
   alliance drops (``sudden_loss``);
+- :mod:`~alliance_ts.rules.changepoint` -- episodes read off an exact
+  change-point segmentation (``changepoint``);
 - :mod:`~alliance_ts.rules.robust` -- drops scaled by a robust noise
   estimate with a per-client false-alarm bound (``robust``, the library's
   own rule).
@@ -23,6 +25,7 @@ from ._base import (
     scan_episodes,
     unregister_rule,
 )
+from .changepoint import ChangePoint
 from .robust import RobustDrop
 from .sudden_loss import SuddenLoss
 from .vshape import VShape
@@ -34,6 +37,7 @@ DEFAULT_RULE = "recommended"
 __all__ = [
     "DEFAULT_RULE",
     "BlockResult",
+    "ChangePoint",
     "Rule",
     "RobustDrop",
     "RuleSpec",
