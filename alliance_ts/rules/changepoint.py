@@ -262,23 +262,14 @@ class ChangePoint(Rule):
 
     def _calibrate(self, panel: Panel, clients: np.ndarray) -> float:
         """The smallest BIC multiplier with at most ``fpr`` false episodes on null trajectories."""
-        from .robust import _autocorrelation, _shift, pooled_trimmed_scale
+        from .robust import difference_noise
 
         sigma = float(self.noise) if self.noise is not None else math.nan
         if not (math.isfinite(sigma) and sigma > 0) or clients.size == 0:
             return math.nan
         if clients.size > CALIBRATION_CLIENTS:
             clients = clients[:: -(-clients.size // CALIBRATION_CLIENTS)]
-        # noise autocorrelation from consecutive differences (as in the robust rule)
-        diffs, pairs = [], []
-        for block in panel.blocks(clients):
-            d = _shift(block.x, 1) - block.x
-            nxt = np.full_like(d, np.nan)
-            nxt[:, :-1] = d[:, 1:]
-            ok = ~np.isnan(d) & ~np.isnan(nxt)
-            diffs.append(d[~np.isnan(d)])
-            pairs.append(np.stack([d[ok], nxt[ok]], axis=1))
-        phi = _autocorrelation(np.concatenate(pairs), pooled_trimmed_scale(np.concatenate(diffs)))
+        _, phi = difference_noise(panel, clients)
         phi = 0.0 if not math.isfinite(phi) else phi
         gen = np.random.default_rng(int(self.rng))
         # the typical change per session over clients (a client's own trend

@@ -357,22 +357,7 @@ class RobustDrop(Rule):
     def prepare(self, panel: Panel, clients: np.ndarray) -> RobustDrop:
         if self.pooled_noise is not None:
             return self
-        total = int(panel.n_obs[clients].sum())
-        if total > POOLED_VALUES:
-            # an evenly spaced subsample of clients (in id order) is plenty
-            clients = clients[:: -(-total // POOLED_VALUES)]
-        diffs, pairs = [], []
-        for block in panel.blocks(clients):
-            d = _shift(block.x, 1) - block.x  # x[t-1] - x[t]
-            diffs.append(d[~np.isnan(d)])
-            nxt = np.full_like(d, np.nan)
-            nxt[:, :-1] = d[:, 1:]  # the following difference
-            ok = ~np.isnan(d) & ~np.isnan(nxt)
-            pairs.append(np.stack([d[ok], nxt[ok]], axis=1))
-        values = np.concatenate(diffs) if diffs else np.zeros(0)
-        sd = pooled_trimmed_scale(values, self.trim)
-        phi = _autocorrelation(np.concatenate(pairs) if pairs else np.zeros((0, 2)), sd)
-        return replace(self, pooled_noise=(sd, phi))
+        return replace(self, pooled_noise=difference_noise(panel, clients, self.trim))
 
     def label(self, block: Block) -> BlockResult:
         x, n = block.x, block.n
@@ -471,6 +456,30 @@ class RobustDrop(Rule):
         if self.min_noise is not None:
             sigma = np.fmax(sigma, float(self.min_noise))
         return sigma, df_t
+
+
+def difference_noise(panel: Panel, clients: np.ndarray, trim: float = 0.2) -> tuple[float, float]:
+    """Pooled trimmed SD of lag-1 differences and the noise autocorrelation.
+
+    From the given clients' consecutive observed scores (with more than
+    :data:`POOLED_VALUES` scores, every k-th client in id order). NaN where
+    there is nothing to estimate from.
+    """
+    total = int(panel.n_obs[clients].sum())
+    if total > POOLED_VALUES:
+        clients = clients[:: -(-total // POOLED_VALUES)]
+    diffs, pairs = [], []
+    for block in panel.blocks(clients):
+        d = _shift(block.x, 1) - block.x  # x[t-1] - x[t]
+        diffs.append(d[~np.isnan(d)])
+        nxt = np.full_like(d, np.nan)
+        nxt[:, :-1] = d[:, 1:]  # the following difference
+        ok = ~np.isnan(d) & ~np.isnan(nxt)
+        pairs.append(np.stack([d[ok], nxt[ok]], axis=1))
+    values = np.concatenate(diffs) if diffs else np.zeros(0)
+    sd = pooled_trimmed_scale(values, trim)
+    phi = _autocorrelation(np.concatenate(pairs) if pairs else np.zeros((0, 2)), sd)
+    return sd, phi
 
 
 def _autocorrelation(pairs: np.ndarray, sd: float) -> float:
