@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench venv clean
 
-# `make bench` reruns the accuracy (about 20 s) and speed (about 2 min)
-# benchmarks and rewrites benchmarks/results/.
+# `make bench` reruns the accuracy (about 30 s), speed (about 2 min) and
+# change-point (about 3 min) benchmarks and rewrites benchmarks/results/.
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/accuracy.py
 	$(PY) benchmarks/speed.py
+	$(PY) benchmarks/changepoint_speed.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .hypothesis
