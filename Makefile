@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench venv clean
 
-# `make bench` reruns the accuracy (about 30 s), speed (about 2 min) and
-# change-point (about 3 min) benchmarks and rewrites benchmarks/results/.
+# `make bench` reruns the accuracy (about 30 s), speed (about 2 min),
+# change-point (about 3 min) and command-line (about 3 min) benchmarks and
+# rewrites benchmarks/results/.
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/accuracy.py
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/changepoint_speed.py
+	$(PY) benchmarks/cli_speed.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .hypothesis

@@ -10,11 +10,12 @@ from ._version import __version__
 from .errors import InvalidInputError, Problem, RuleError
 from .result import Detection, build_detection
 from .rules import DEFAULT_RULE
+from .panel import Panel
 from .rules._base import _REGISTRY, Rule, check_number, make_rule, result_problems
 from .scales import resolve_scale
 from .validation import _plain, read_panel
 
-__all__ = ["detect"]
+__all__ = ["detect", "label_panel", "resolve_rule", "used_params"]
 
 
 def detect(
@@ -26,6 +27,7 @@ def detect(
     score: str = "score",
     scale: Any = None,
     min_sessions: int = 3,
+    engine: str = "auto",
     **params: Any,
 ) -> Detection:
     """Find alliance ruptures, repairs and unresolved ruptures.
@@ -51,6 +53,10 @@ def detect(
         Clients with fewer observed scores are not analysed (reported with
         ``included=False``). Three is the inclusion rule of the
         meta-analysis of Eubanks et al. (2018).
+    engine : {"auto", "pandas", "dask"}, default "auto"
+        ``"auto"`` labels a Dask DataFrame on its cluster and anything else in
+        memory; ``"dask"`` converts a pandas table to Dask first (see
+        :func:`alliance_ts.distributed.detect_dask`). Results are identical.
     **params
         The rule's parameters (see its documentation).
 
@@ -99,19 +105,18 @@ def detect(
     >>> res.clients["pattern"].tolist()
     ['repaired']
     """
+    if _is_dask(data) or engine == "dask":
+        from .distributed import detect_dask
+
+        return detect_dask(
+            data, rule, client=client, session=session, score=score, scale=scale,
+            min_sessions=min_sessions, **params,
+        )
     problems: list[Problem] = []
-    if isinstance(rule, Rule):
-        if params:
-            problems.append(
-                Problem("parameters", "pass parameters to the rule object, not to detect(), when rule is an object")
-            )
-        rule_obj: Rule | None = rule
-        problems += rule.check()
-        rule_name = next((s.name for s in _REGISTRY.values() if s.cls is type(rule) and not s.defaults), type(rule).__name__)
-    else:
-        rule_name = DEFAULT_RULE if rule is None else rule
-        rule_obj, rule_problems = make_rule(rule_name, params)
-        problems += rule_problems
+    if engine not in ("auto", "pandas", "dask"):
+        problems.append(Problem("parameter 'engine'", f"must be one of 'auto', 'pandas', 'dask'; got {engine!r}"))
+    rule_obj, rule_name, rule_problems = resolve_rule(rule, params)
+    problems += rule_problems
     check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
     panel, data_problems = read_panel(data, client=client, session=session, score=score, scale=scale)
     problems += data_problems
@@ -119,10 +124,40 @@ def detect(
         raise InvalidInputError(problems, "alliance_ts.detect()")
     if panel is None or rule_obj is None:  # pragma: no cover - problems were raised above
         raise RuntimeError("validation returned no panel without reporting a problem")
+    analysed = np.flatnonzero(panel.n_obs >= int(min_sessions))
+    rule_obj = rule_obj.prepare(panel, panel.sample_clients(analysed))
+    return label_panel(panel, rule_obj, rule_name, int(min_sessions), scale)
 
+
+def _is_dask(data: Any) -> bool:
+    module = type(data).__module__ or ""
+    return module.startswith("dask") and hasattr(data, "npartitions")
+
+
+def resolve_rule(rule: str | Rule | None, params: dict[str, Any]) -> tuple[Rule | None, str, list[Problem]]:
+    """The rule object, its name and any problems with it or its parameters."""
+    problems: list[Problem] = []
+    if isinstance(rule, Rule):
+        if params:
+            problems.append(
+                Problem("parameters", "pass parameters to the rule object, not to detect(), when rule is an object")
+            )
+        problems += rule.check()
+        name = next((s.name for s in _REGISTRY.values() if s.cls is type(rule) and not s.defaults), type(rule).__name__)
+        return rule, name, problems
+    name = DEFAULT_RULE if rule is None else rule
+    rule_obj, rule_problems = make_rule(name, params)
+    return rule_obj, name, problems + rule_problems
+
+
+def label_panel(panel: Panel, rule_obj: Rule, rule_name: str, min_sessions: int, scale: Any) -> Detection:
+    """Label every client of a validated panel with an already prepared rule.
+
+    The one function every execution path runs on its chunk of whole clients
+    (in memory: the whole panel; streaming: each chunk; Dask: each partition).
+    """
     analysed = panel.n_obs >= int(min_sessions)
     clients = np.flatnonzero(analysed)
-    rule_obj = rule_obj.prepare(panel, clients)
     results = []
     for block in panel.blocks(clients, moments=rule_obj.needs_moments):
         res = rule_obj.label(block)
@@ -136,12 +171,17 @@ def detect(
                 )
             )
         results.append(res)
+    return build_detection(
+        panel, analysed, int(min_sessions), results, rule_name, rule_obj,
+        used_params(rule_obj, scale, min_sessions), __version__,
+    )
+
+
+def used_params(rule_obj: Rule, scale: Any, min_sessions: int) -> dict[str, Any]:
+    """What ``Detection.params`` reports: the rule's parameters, the scale and min_sessions."""
     score_range, _ = resolve_scale(scale)
-    used = {
+    return {
         **rule_obj.params(),
         "scale": None if score_range is None else score_range.label,
         "min_sessions": int(min_sessions),
     }
-    return build_detection(
-        panel, analysed, int(min_sessions), results, rule_name, rule_obj, used, __version__
-    )

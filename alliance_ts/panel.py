@@ -20,11 +20,45 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["Block", "Panel"]
+__all__ = ["Block", "Panel", "client_hashes", "sample_step", "select_by_hash"]
 
 #: Upper bound on the cells (clients x padded length) of one block. Keeps the
 #: working memory of a rule at a few hundred MB whatever the input size.
 BLOCK_CELLS = 1 << 21
+
+#: Sample-wide estimates (pooled SDs, noise autocorrelation, ...) use all
+#: analysed clients up to this many observed scores, and beyond it the clients
+#: whose id hashes to 0 modulo a power of two (see :func:`sample_clients`).
+SAMPLE_SCORES = 1_000_000
+
+
+def client_hashes(ids) -> np.ndarray:
+    """A fixed 64-bit hash of each client id (``pandas.util.hash_array``, default key).
+
+    The same id always hashes the same, whatever the row order, the chunking
+    or the process: the basis of sample selections that every execution path
+    (in memory, streaming, Dask) reproduces exactly.
+    """
+    return pd.util.hash_array(np.asarray(ids, dtype=object)).astype(np.uint64)
+
+
+def sample_step(total: int, budget: int | None = None) -> int:
+    """The power of two ``k`` such that one in ``k`` (by hash) leaves at most about ``budget``.
+
+    ``budget`` defaults to :data:`SAMPLE_SCORES` (read at call time).
+    """
+    if budget is None:
+        budget = SAMPLE_SCORES
+    if total <= budget:
+        return 1
+    return 1 << int(np.ceil(np.log2(total / budget)))
+
+
+def select_by_hash(hashes: np.ndarray, step: int) -> np.ndarray:
+    """Mask of the ids whose hash is 0 modulo ``step`` (a power of two)."""
+    if step <= 1:
+        return np.ones(hashes.shape, dtype=bool)
+    return (hashes & np.uint64(step - 1)) == 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +177,16 @@ class Panel:
             sd_has = np.where(two, np.where(constant, 0.0, np.sqrt(ss / (n[has] - 1))), np.nan)
         sd[has] = sd_has
         return mean, sd
+
+    def sample_clients(self, clients: np.ndarray) -> np.ndarray:
+        """The clients sample-wide estimates use: all of them up to
+        :data:`SAMPLE_SCORES` observed scores, beyond it those whose id hashes to
+        0 modulo ``sample_step(total)``; sorted codes."""
+        clients = np.asarray(clients, dtype=np.int64)
+        step = sample_step(int(self.n_obs[clients].sum()))
+        if step == 1:
+            return clients
+        return clients[select_by_hash(client_hashes(self.client_ids[clients]), step)]
 
     def blocks(
         self, clients: np.ndarray, max_cells: int | None = None, moments: bool = False

@@ -49,8 +49,7 @@ def noise_sd(panel: Panel, clients: np.ndarray) -> float:
 
     Differences of independent noise have twice its variance; a rupture or a
     shift spoils one or two differences, which the trimming (20% at each end)
-    removes. NaN without any difference. Estimated from about 1,000,000
-    scores at most (every k-th client beyond that).
+    removes. NaN without any difference.
     """
     from .rules.robust import difference_noise
 
@@ -93,6 +92,7 @@ def segment(
     session: str = "session",
     score: str = "score",
     scale: Any = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Split every client's course into constant-mean segments.
 
@@ -122,6 +122,10 @@ def segment(
         trimmed SD of lag-1 differences over sqrt(2); see :func:`noise_sd`).
     client, session, score, scale
         As for :func:`alliance_ts.detect`.
+    n_jobs : int, default 1
+        Processes for the ruptures engine (one ruptures model per client is
+        slow: about 2 ms for 20 sessions); ``-1`` uses every core. The batch
+        engine is vectorised and ignores it. Results do not depend on it.
 
     Returns
     -------
@@ -167,6 +171,8 @@ def segment(
     check_number(problems, "min_size", min_size, low=1, integer=True)
     check_number(problems, "width", width, low=2, integer=True, allow_none=True)
     check_number(problems, "noise", noise, low=0, low_open=True, allow_none=True)
+    if not (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1)):
+        problems.append(Problem("parameter 'n_jobs'", f"must be a positive whole number or -1, got {n_jobs!r}"))
     if isinstance(penalty, str):
         check_choice(problems, "penalty", penalty, PENALTIES)
         if model not in ("l2", "normal"):
@@ -183,7 +189,11 @@ def segment(
         raise RuntimeError("validation returned no panel without reporting a problem")
 
     clients = np.flatnonzero(panel.n_obs > 0)
-    sigma = float(noise) if noise is not None else (noise_sd(panel, clients) if isinstance(penalty, str) and model == "l2" else math.nan)
+    sigma = (
+        float(noise)
+        if noise is not None
+        else (noise_sd(panel, panel.sample_clients(clients)) if isinstance(penalty, str) and model == "l2" else math.nan)
+    )
     if isinstance(penalty, str) and model == "l2" and not (math.isfinite(sigma) and sigma > 0):
         raise InvalidInputError(
             [Problem("parameter 'penalty'", "cannot estimate a noise SD for the named penalty (no varying scores); pass noise= or a numeric penalty")],
@@ -196,7 +206,7 @@ def segment(
         if use_batch:
             bounds = segment_block(block.x, block.n, pen, int(min_size))
         else:
-            bounds = _segment_ruptures(panel, block, pen, model, int(min_size), algorithm, width)
+            bounds = _segment_ruptures(panel, block, pen, model, int(min_size), algorithm, width, n_jobs)
         rows.append(_segment_rows(block, bounds))
     if rows:
         codes, seg, first, last, count, mean = (np.concatenate(parts) for parts in zip(*rows))
@@ -315,37 +325,52 @@ def segment_block(x: np.ndarray, n: np.ndarray, pen: np.ndarray, min_size: int):
     return np.concatenate(out_row), np.concatenate(out_lo), np.concatenate(out_hi)
 
 
-def _segment_ruptures(panel, block, pen, model, min_size, algorithm, width):
+def _segment_ruptures(panel, block, pen, model, min_size, algorithm, width, n_jobs=1):
     """One ruptures model per client, with the guard-rails (see the module docstring)."""
-    import ruptures as rpt
+    ids = [_plain(panel.client_ids[c]) for c in block.clients]
+    jobs = [(block.x[i, : int(block.n[i])], float(pen[i]), ids[i]) for i in range(block.x.shape[0])]
+    settings = (model, min_size, algorithm, width)
+    if n_jobs == 1 or len(jobs) < 2:
+        found = [_ruptures_one(job, settings) for job in jobs]
+    else:
+        import os
+        from concurrent.futures import ProcessPoolExecutor
 
+        workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            found = list(pool.map(_ruptures_one, jobs, [settings] * len(jobs), chunksize=max(1, len(jobs) // (4 * workers))))
     out_row, out_lo, out_hi = [], [], []
-    for i in range(block.x.shape[0]):
-        n = int(block.n[i])
-        if n == 0:
-            continue
-        signal = np.asarray(block.x[i, :n], dtype=float).reshape(-1, 1)
-        cost_min = 2 if model == "normal" else 1
-        size = max(min_size, cost_min)
-        if n < 2 * size:
-            bkps = [n]  # no change point fits: one segment
-        else:
-            try:
-                bkps = _run_ruptures(rpt, signal, float(pen[i]), model, size, algorithm, width)
-            except Exception as err:  # ruptures raises several errors without a message
-                cid = _plain(panel.client_ids[block.clients[i]])
-                raise RuleError(
-                    f"ruptures {algorithm!r} with model {model!r} failed for client {cid} "
-                    f"({n} scores, min_size={size}): {type(err).__name__}: {err or 'no message'}"
-                ) from None
+    for i, bkps in enumerate(found):
         lo = 0
-        for b in [int(v) for v in bkps]:
+        for b in bkps:
             out_row.append(i)
             out_lo.append(lo)
             out_hi.append(b)
             lo = b
     as_int = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
     return as_int(out_row), as_int(out_lo), as_int(out_hi)
+
+
+def _ruptures_one(job, settings) -> list[int]:
+    """Breakpoints (plain ints) of one client's scores; top level so processes can run it."""
+    import ruptures as rpt
+
+    x, pen, cid = job
+    model, min_size, algorithm, width = settings
+    n = x.size
+    if n == 0:
+        return []
+    size = max(min_size, 2 if model == "normal" else 1)
+    if n < 2 * size:
+        return [n]  # no change point fits: one segment
+    try:
+        bkps = _run_ruptures(rpt, np.asarray(x, dtype=float).reshape(-1, 1), pen, model, size, algorithm, width)
+    except Exception as err:  # ruptures raises several errors without a message
+        raise RuleError(
+            f"ruptures {algorithm!r} with model {model!r} failed for client {cid} "
+            f"({n} scores, min_size={size}): {type(err).__name__}: {err or 'no message'}"
+        ) from None
+    return [int(v) for v in bkps]
 
 
 def _run_ruptures(rpt, signal, pen, model, size, algorithm, width):

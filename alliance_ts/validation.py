@@ -15,6 +15,9 @@ by the caller in ``Detection.clients`` with ``included=False``.
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -62,7 +65,7 @@ def read_panel(
                 + ", ".join(repr(c) for c in missing)
                 + "; available: "
                 + (", ".join(repr(c) for c in list(frame.columns)[:20]) or "(none)")
-                + " (name yours with client=, session=, score=)",
+                + " (name yours with client=, session=, score=; on the command line --client, --session, --score)",
             )
         )
         return None, problems
@@ -303,7 +306,8 @@ def _problem_rows(
     rows = np.flatnonzero(mask)[:MAX_EXAMPLES]
     examples = []
     for r in rows:
-        parts = [f"row {index[r]!r}"]
+        label = index[r]
+        parts = [f"row {(label.item() if isinstance(label, np.generic) else label)!r}"]
         if client_col is not None:
             parts.append(f"client {_plain(client_col.iloc[r])}")
         if session_col is not None:
@@ -323,3 +327,27 @@ def _plain(value: object) -> str:
     if isinstance(value, (np.generic,)):
         value = value.item()
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def merge_problems(problems: list[Problem]) -> list[Problem]:
+    """Merge the same problem found in several pieces: add the counts, keep the 5 first rows as examples."""
+    merged: dict[tuple[str, str], list] = {}
+    for p in problems:
+        m = re.match(r"^(\d+) (rows? )(.*)$", p.message)
+        key = (p.where, m.group(3) if m else p.message)
+        if key in merged:
+            merged[key][0] += int(m.group(1)) if m else 0
+            merged[key][1] += list(p.examples)
+        else:
+            merged[key] = [int(m.group(1)) if m else 0, list(p.examples), bool(m)]
+    out = []
+    for (where, text), (count, examples, counted) in merged.items():
+        message = f"{count} row{'s' if count != 1 else ''} {text}" if counted else text
+        out.append(Problem(where, message, tuple(sorted(examples, key=_row_number)[:5])))
+    return out
+
+
+def _row_number(example: str) -> float:
+    """Sort key of an example: its row number ("row 12 (...)"), others last in their order."""
+    m = re.match(r"^row (\d+)\b", example)
+    return int(m.group(1)) if m else math.inf

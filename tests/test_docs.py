@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["testing.md"]
+PAGES = ["testing.md", "files.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)

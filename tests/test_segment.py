@@ -154,3 +154,11 @@ def test_bad_arguments_are_listed_together():
         at.segment([1.0, 2.0, 3.0], penalty="bic", model="l1", engine="ruptures")
     with pytest.raises(ValueError, match="cannot estimate a noise SD"):
         at.segment([2.0, 2.0, 2.0], penalty="bic")
+
+
+def test_ruptures_process_pool_gives_the_single_process_result():
+    sim = at.simulate(40, rng=8)
+    one = at.segment(sim.scores, penalty=30.0, engine="ruptures", algorithm="binseg", n_jobs=1)
+    two = at.segment(sim.scores, penalty=30.0, engine="ruptures", algorithm="binseg", n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)
+    assert one["client"].nunique() == 40

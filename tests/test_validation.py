@@ -50,7 +50,7 @@ def test_missing_columns_list_what_is_available():
     _, probs = problems_of(lambda: at.detect(df))
     assert probs == [
         "columns: 3 required column(s) not found: 'client', 'session', 'score'; available: "
-        "'id', 's', 'y' (name yours with client=, session=, score=)"
+        "'id', 's', 'y' (name yours with client=, session=, score=; on the command line --client, --session, --score)"
     ]
 
 
@@ -144,3 +144,11 @@ def test_valid_but_unanalysable_clients_are_not_errors():
     assert c.loc["nan_only", "n_sessions"] == 0
     assert bool(c.loc["ok", "included"])
     assert len(res.sessions) == len(df)  # every row accounted for
+
+
+def test_rows_are_named_by_their_index_label():
+    # a filtered table keeps its labels: the bad row is labelled 12, not "np.int64(12)" or position 1
+    df = pd.DataFrame({"client": [1, 1, 1], "session": [1, 2, 3], "score": [5.0, "x", 4]},
+                      index=pd.Index(np.array([10, 12, 14], dtype=np.int64)))
+    _, probs = problems_of(lambda: at.detect(df))
+    assert probs == ["column 'score': 1 row with a non-numeric score; e.g. row 12 (client 1, session 2, value 'x')"]

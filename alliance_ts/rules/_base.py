@@ -143,9 +143,12 @@ class Rule(abc.ABC):
         """Fill in parameters estimated from the whole input.
 
         Called once per :func:`~alliance_ts.detect` call, before any block is
-        labelled, with the codes of the clients that will be analysed; returns
-        a rule with those parameters fixed, so that splitting the clients
-        into blocks, chunks or partitions cannot change any result.
+        labelled, with the codes of the sample of analysed clients to estimate
+        from (all of them, or a hash-selected subset for very large inputs:
+        :meth:`Panel.sample_clients`); returns a rule with those parameters
+        fixed, so that splitting the clients into blocks, chunks or partitions
+        cannot change any result. Estimates must not depend on the order of
+        the clients (use order-free reductions such as :func:`math.fsum`).
         """
         return self
 

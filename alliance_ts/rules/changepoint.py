@@ -134,11 +134,12 @@ class ChangePoint(Rule):
     rupture is unresolved. The trough is the first lowest score of the
     episode. After a repair the search resumes.
 
-    **Calibrated penalty.** For up to 2,000 analysed clients (every k-th in id
-    order), a rupture-free trajectory of the same sessions is simulated: the
-    client's own least-squares line plus first-order autoregressive Gaussian
-    noise with the data's noise SD and lag-1 autocorrelation (the latter
-    estimated from consecutive differences, as by the ``robust`` rule).
+    **Calibrated penalty.** For about 2,000 analysed clients (selected by a
+    hash of their ids), a rupture-free twin of the same sessions is simulated:
+    the client's first score, the sample's typical change per session, and
+    first-order autoregressive Gaussian noise with the client's noise SD and
+    the sample's lag-1 autocorrelation (estimated from consecutive
+    differences, as by the ``robust`` rule).
     ``penalty_scale`` is the smallest of 29 multipliers between 0.25 and 32
     (geometric grid) of the BIC penalty for which at most ``fpr`` of these
     trajectories get an episode. Cost: 29 batch segmentations of at most
@@ -262,20 +263,29 @@ class ChangePoint(Rule):
 
     def _calibrate(self, panel: Panel, clients: np.ndarray) -> float:
         """The smallest BIC multiplier with at most ``fpr`` false episodes on null trajectories."""
+        from ..panel import client_hashes, select_by_hash, sample_step
         from .robust import difference_noise
 
         sigma = float(self.noise) if self.noise is not None else math.nan
         if not (math.isfinite(sigma) and sigma > 0) or clients.size == 0:
             return math.nan
-        if clients.size > CALIBRATION_CLIENTS:
-            clients = clients[:: -(-clients.size // CALIBRATION_CLIENTS)]
+        # about CALIBRATION_CLIENTS clients, chosen by a hash of their ids (the
+        # same choice in every execution path), in id order
+        clients = np.sort(clients)
+        step = sample_step(clients.size, CALIBRATION_CLIENTS)
+        clients = clients[select_by_hash(client_hashes(panel.client_ids[clients]), step)]
         _, phi = difference_noise(panel, clients)
         phi = 0.0 if not math.isfinite(phi) else phi
-        gen = np.random.default_rng(int(self.rng))
         # the typical change per session over clients (a client's own trend
         # would carry its ruptures into its rupture-free twin)
         trends = [self._client_noise(block.x)[1] for block in panel.blocks(clients)]
         typical = float(np.median(np.concatenate(trends))) if trends else 0.0
+        # one row of random numbers per client, in id order: the draws do not
+        # depend on how the clients are split into blocks
+        gen = np.random.default_rng(int(self.rng))
+        width = int(panel.n_obs[clients].max())
+        draws = gen.normal(size=(clients.size, width))
+        rank = {int(c): i for i, c in enumerate(clients)}
         nulls = []
         for block in panel.blocks(clients):
             x, n = block.x, block.n
@@ -283,7 +293,7 @@ class ChangePoint(Rule):
             sig, _ = self._client_noise(x)
             sig = np.where(np.isfinite(sig) & (sig > 0), sig, sigma)
             line = x[:, :1] + typical * np.arange(length)[None, :]
-            z = gen.normal(size=(m, length))
+            z = draws[[rank[int(c)] for c in block.clients], :length]
             e = np.empty((m, length))
             e[:, 0] = z[:, 0]
             for j in range(1, length):

@@ -12,7 +12,6 @@ the same small chance of a false alarm whether the course has 5 sessions or
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -71,30 +70,25 @@ def trimmed_scale(values: np.ndarray, trim: float = 0.2):
     return (sd[0], df[0], mean[0]) if one_d else (sd, df, mean)
 
 
-#: Pooled noise estimates use about this many values at most (beyond it, every
-#: k-th client in id order): plenty for a pooled SD, and it keeps the cost of
-#: very large inputs low.
-POOLED_VALUES = 1_000_000
-
-
 def pooled_trimmed_scale(values: np.ndarray, trim: float = 0.2) -> float:
-    """:func:`trimmed_scale` of one long 1-D array, by partitioning instead of sorting."""
-    values = values[~np.isnan(values)]
-    if values.size > POOLED_VALUES:
-        values = values[:: -(-values.size // POOLED_VALUES)]
+    """:func:`trimmed_scale` of one long 1-D array.
+
+    The result depends only on the multiset of values, not on their order
+    (sorted, then summed with :func:`math.fsum`), so that every execution path
+    that sees the same values gets the same number.
+    """
+    values = np.sort(values[~np.isnan(values)])
     c = values.size
     if c < 2:
         return math.nan
     k = max(1, int(math.floor(trim * c))) if c >= 4 else 0
-    if k:
-        part = np.partition(values, (k, c - k - 1))
-        mid = part[k : c - k]
-    else:
-        mid = values
+    mid = values[k : c - k]
     if mid.size < 2:
         return math.nan
+    mean = math.fsum(mid.tolist()) / mid.size
+    var = math.fsum(((mid - mean) ** 2).tolist()) / (mid.size - 1)
     factor = float(_trim_factor(np.array([c]), np.array([k]))[0])
-    return float(math.sqrt(np.var(mid, ddof=1) / factor))
+    return float(math.sqrt(var / factor))
 
 
 def _trim_factor(c: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -215,9 +209,10 @@ class RobustDrop(Rule):
         Observed sessions after a candidate averaged by the dip statistic.
     pooled_noise : (float, float) or None, default None
         The pooled SD of lag-1 differences and the noise autocorrelation;
-        None estimates both from all analysed clients of the call (with more
-        than 1,000,000 scores, from every k-th client in id order; NaN when
-        there are too few scores) and reports them in ``Detection.params``.
+        None estimates both from the analysed clients of the call (beyond
+        1,000,000 scores, from a sample selected by a hash of the client ids,
+        the same in every execution path; NaN when there are too few scores)
+        and reports them in ``Detection.params``.
     min_noise : float or None, default None
         Floor for the SD of lag-1 differences, in score units.
 
@@ -461,13 +456,9 @@ class RobustDrop(Rule):
 def difference_noise(panel: Panel, clients: np.ndarray, trim: float = 0.2) -> tuple[float, float]:
     """Pooled trimmed SD of lag-1 differences and the noise autocorrelation.
 
-    From the given clients' consecutive observed scores (with more than
-    :data:`POOLED_VALUES` scores, every k-th client in id order). NaN where
-    there is nothing to estimate from.
+    From the given clients' consecutive observed scores; NaN where there is
+    nothing to estimate from. Independent of the order of the clients.
     """
-    total = int(panel.n_obs[clients].sum())
-    if total > POOLED_VALUES:
-        clients = clients[:: -(-total // POOLED_VALUES)]
     diffs, pairs = [], []
     for block in panel.blocks(clients):
         d = _shift(block.x, 1) - block.x  # x[t-1] - x[t]
@@ -494,10 +485,11 @@ def _autocorrelation(pairs: np.ndarray, sd: float) -> float:
         return math.nan
     keep = (np.abs(pairs) <= 2.5 * sd).all(axis=1)
     a, b = pairs[keep, 0], pairs[keep, 1]
-    denom = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
+    # math.fsum: the same value whatever the order of the pairs
+    denom = math.sqrt(math.fsum((a * a).tolist()) * math.fsum((b * b).tolist()))
     if a.size < 2 or denom == 0:
         return math.nan
-    rho = float(np.dot(a, b)) / denom
+    rho = math.fsum((a * b).tolist()) / denom
     return float(min(0.9, max(-0.5, 1.0 + 2.0 * rho)))
 
 

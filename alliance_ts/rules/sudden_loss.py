@@ -221,7 +221,11 @@ class SuddenLoss(Rule):
         sd = self.sd
         if sd is None:
             firsts = panel.obs_values[panel.obs_offsets[clients]] if clients.size else np.array([])
-            sd = float(np.std(firsts, ddof=1)) if firsts.size >= 2 else math.nan
+            if firsts.size >= 2:  # math.fsum: independent of the clients' order
+                mean = math.fsum(firsts.tolist()) / firsts.size
+                sd = math.sqrt(math.fsum(((firsts - mean) ** 2).tolist()) / (firsts.size - 1))
+            else:
+                sd = math.nan
             if not (math.isfinite(sd) and sd > 0):
                 raise InvalidInputError(
                     [

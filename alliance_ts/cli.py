@@ -1,0 +1,281 @@
+"""The ``alliance-ts`` command.
+
+Subcommands: ``detect`` (label a file), ``rules`` (list the rules),
+``scales`` (list the instruments), ``simulate`` (write a synthetic trial and
+its truth) and ``bench`` (the accuracy benchmark). Every subcommand has
+``--help`` with examples.
+
+Mistakes in the command or the data exit with status 2 and one line per
+problem on standard error, never a traceback; an interrupted run leaves no
+half-written output file (every file is written under a temporary name and
+renamed when complete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .errors import AllianceError, InvalidInputError, Problem
+
+__all__ = ["main", "parse_value"]
+
+PROG = "alliance-ts"
+
+DETECT_EXAMPLES = """\
+examples:
+  alliance-ts detect trial.csv --out labels
+  alliance-ts detect trial.sav --out labels --client pid --session week --score wai --scale wai-sr
+  alliance-ts detect trial.parquet --out labels --format parquet --rule gumz2012 --param k=1
+  alliance-ts detect trial.csv --out labels --rule sudden_loss --param cutoff=6
+  alliance-ts detect big.parquet --out labels --stream --chunk-rows 1000000
+  alliance-ts detect wide.xlsx --out labels --wide --client id      (columns wai_s1, wai_s2, ...)
+  alliance-ts detect trial.parquet --out labels --dask local --workers 2
+  alliance-ts detect '/shared/trial/*.parquet' --out labels --dask tcp://scheduler:8786
+
+outputs (in --out): episodes.<fmt>, sessions.<fmt>, clients.<fmt>, manifest.json
+(the rule, every parameter, the library version, the input file's SHA-256 and counts).
+"""
+
+
+def parse_value(text: str) -> Any:
+    """Turn a ``--param`` value into a Python value.
+
+    ``None``/``null`` -> None, ``true``/``false`` -> bool, numbers -> int or
+    float, comma-separated numbers -> tuple, anything else -> str.
+
+    Examples
+    --------
+    >>> [parse_value(v) for v in ("2", "2.5", "client", "none", "True", "1.5,0.3")]
+    [2, 2.5, 'client', None, True, (1.5, 0.3)]
+    """
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if "," in text:
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            return tuple(float(p) for p in parts)
+        except ValueError:
+            return text
+    return text
+
+
+def _scale(text: str | None) -> Any:
+    if text is None:
+        return None
+    if "," in text:
+        return tuple(parse_value(p) for p in text.split(",", 1))
+    return text
+
+
+def _params(items: list[str]) -> tuple[dict[str, Any], list[Problem]]:
+    params, problems = {}, []
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            problems.append(Problem("--param", f"expected NAME=VALUE, got {item!r}"))
+            continue
+        params[name.strip()] = parse_value(value.strip())
+    return params, problems
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Find therapeutic-alliance ruptures, repairs and unresolved ruptures in session-by-session scores.",
+        epilog="Run 'alliance-ts COMMAND --help' for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser(
+        "detect", help="label a data file", description="Label every client of a data file and write the result tables.",
+        epilog=DETECT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("input", help="CSV, Parquet, Excel (.xlsx), SPSS (.sav) or Stata (.dta) file")
+    d.add_argument("--out", required=True, help="output folder (created if needed)")
+    d.add_argument("--rule", default=None, help="rule name (see 'alliance-ts rules'; default: recommended)")
+    d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a rule parameter, e.g. --param k=1.5 (repeatable)")
+    d.add_argument("--client", default="client", help="client id column (default: client)")
+    d.add_argument("--session", default="session", help="session number column (default: session)")
+    d.add_argument("--score", default="score", help="score column (default: score)")
+    d.add_argument("--scale", default=None, help="instrument id (see 'alliance-ts scales') or LOW,HIGH")
+    d.add_argument("--min-sessions", type=int, default=3, help="fewest observed scores to analyse a client (default: 3)")
+    d.add_argument("--format", default="csv", choices=["csv", "parquet"], help="output format (default: csv)")
+    d.add_argument("--input-format", default=None, choices=["csv", "parquet", "excel", "spss", "stata"],
+                   help="input format (default: from the extension)")
+    d.add_argument("--sep", default=None, help="CSV delimiter (default: detected)")
+    d.add_argument("--sheet", default=None, help="Excel sheet name or number (default: the first)")
+    d.add_argument("--wide", action="store_true",
+                   help="one row per client and one column per session (numbers at the end of the column names)")
+    d.add_argument("--stream", action="store_true",
+                   help="read a CSV or Parquet file in pieces of whole clients (bounded memory; rows of a client must be together)")
+    d.add_argument("--chunk-rows", type=int, default=500_000, help="rows per piece with --stream (default: 500000)")
+    d.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="label on a Dask cluster: 'local' (this machine) or a scheduler address such as "
+                        "tcp://scheduler:8786; INPUT may then be a folder or glob of Parquet/CSV files on shared storage")
+    d.add_argument("--workers", type=int, default=None, help="worker processes of --dask local (default: one per core)")
+    d.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    r = sub.add_parser("rules", help="list the rules", description="List every rule and preset with its reference.",
+                       epilog="example:\n  alliance-ts rules", formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--full", action="store_true", help="also print each rule's parameters and reference")
+
+    sub.add_parser("scales", help="list the instruments", description="List the instruments usable with --scale.",
+                   epilog="example:\n  alliance-ts scales", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    s = sub.add_parser(
+        "simulate", help="write a synthetic trial and its true episodes",
+        description="Write a simulated trial (scores) and the planted episodes (truth).",
+        epilog="examples:\n  alliance-ts simulate --out trial --clients 500 --seed 1\n"
+               "  alliance-ts simulate --out trial --scale srs --param p_missing=0.1 --format parquet",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--clients", type=int, default=300, help="number of clients (default: 300)")
+    s.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    s.add_argument("--scale", default="wai-sr", help="instrument id or LOW,HIGH (default: wai-sr)")
+    s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a simulate() argument, e.g. --param p_missing=0.1 (repeatable)")
+    s.add_argument("--format", default="csv", choices=["csv", "parquet"])
+
+    b = sub.add_parser(
+        "bench", help="run the accuracy benchmark",
+        description="Run every rule on the simulated scenario grid; write CSV, Markdown and plots.",
+        epilog="examples:\n  alliance-ts bench --out bench\n  alliance-ts bench --out bench --seeds 1 2 --clients 200 --scenarios clear_v no_ruptures",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    b.add_argument("--clients", type=int, default=400)
+    b.add_argument("--scenarios", nargs="+", default=None)
+    return parser
+
+
+def _fail(problems: list[Problem] | list[str], stream=None) -> int:
+    stream = stream or sys.stderr
+    for p in problems:
+        print(f"{PROG}: error: {p}", file=stream)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 mistakes, 1 failures, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"detect": _detect, "rules": _rules, "scales": _scales, "simulate": _simulate, "bench": _bench}[args.command](args, argv)
+    except InvalidInputError as err:
+        return _fail(err.problems)
+    except AllianceError as err:
+        return _fail([str(err)])
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no output file was left half-written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        return _fail(["out of memory: try --stream (CSV or Parquet input)"])
+    except Exception as err:  # an unexpected failure: one line, not a traceback
+        print(f"{PROG}: unexpected failure: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+def _detect(args, argv) -> int:
+    from .files import detect_file
+
+    params, problems = _params(args.param)
+    if problems:
+        return _fail(problems)
+    sheet = parse_value(args.sheet) if args.sheet is not None else None
+    wide = {"client": args.client} if args.wide else None
+    t0 = time.perf_counter()
+    manifest = detect_file(
+        args.input, args.out, rule=args.rule, params=params, client=args.client, session=args.session,
+        score=args.score, scale=_scale(args.scale), min_sessions=args.min_sessions, in_format=args.input_format,
+        out_format=args.format, sheet=sheet, sep=args.sep, wide=wide, stream=args.stream,
+        chunk_rows=args.chunk_rows, progress=not args.quiet, dask=args.dask, workers=args.workers, command=[PROG] + list(argv if argv is not None else sys.argv[1:]),
+    )
+    if not args.quiet:
+        c = manifest["counts"]
+        print(
+            f"{manifest['rule']}: {c['clients']} clients ({c['included']} analysed), {c['episodes']} episodes "
+            f"({c['repaired']} repaired, {c['unresolved']} unresolved); patterns "
+            + ", ".join(f"{k} {v}" for k, v in c["patterns"].items())
+        )
+        print(f"wrote {', '.join(manifest['outputs'])} and manifest.json to {args.out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _rules(args, argv) -> int:
+    from .rules import list_rules
+
+    table = list_rules()
+    for row in table.itertuples():
+        print(f"{row.name:<13} [{row.family}] {row.summary}")
+        if args.full:
+            print(f"{'':13} parameters: {row.parameters}")
+            print(f"{'':13} reference: {row.reference}")
+    return 0
+
+
+def _scales(args, argv) -> int:
+    from .scales import list_scales
+
+    for row in list_scales().itertuples():
+        print(f"{row.id:<8} {row.name}: items {row.item_low:g}-{row.item_high:g}, totals "
+              f"{row.total_low:g}-{row.total_high:g} (default: {row.default})")
+    return 0
+
+
+def _simulate(args, argv) -> int:
+    from .files import json_safe
+    from .io import write_atomic, write_table
+    from .simulate import simulate
+
+    params, problems = _params(args.param)
+    if problems:
+        return _fail(problems)
+    sim = simulate(args.clients, rng=args.seed, scale=_scale(args.scale), **params)
+    out = Path(args.out)
+    write_table(sim.scores, out / f"scores.{args.format}", args.format)
+    write_table(sim.truth, out / f"truth.{args.format}", args.format)
+    write_table(sim.clients, out / f"clients.{args.format}", args.format)
+    with write_atomic(out / "simulation.json") as tmp:
+        tmp.write_text(json.dumps(json_safe({"alliance_ts": __version__, "seed": args.seed, **sim.params}), indent=2) + "\n")
+    print(f"wrote scores, truth and clients ({len(sim.scores)} scores, {len(sim.truth)} planted episodes) to {out}")
+    return 0
+
+
+def _bench(args, argv) -> int:
+    from .benchmark import SCENARIOS, run_accuracy, write_report
+
+    unknown = [s for s in args.scenarios or [] if s not in SCENARIOS]
+    if unknown:
+        return _fail([f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}"])
+    t0 = time.perf_counter()
+    df = run_accuracy(args.scenarios, seeds=args.seeds, n_clients=args.clients)
+    write_report(df, args.out, args.seeds, args.clients, time.perf_counter() - t0)
+    summary = df.groupby("rule")[["f1", "false_alarm_rate"]].mean().sort_values("f1", ascending=False)
+    print(summary.round(3).to_string())
+    print(f"wrote accuracy.csv, accuracy.md and plots to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
