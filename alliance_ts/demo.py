@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     with pd.option_context("display.width", 120):
         print(pd.DataFrame(rows).to_string(index=False))
-    print("  (sudden_loss with reliability 0.9; it targets sustained drops by design)")
+    print("  (episodes: number of episodes; repaired ... no_rupture: number of clients with that pattern;")
+    print("   F1 and false alarms against the simulation's planted episodes;")
+    print("   sudden_loss with reliability 0.9; it targets sustained drops by design)")
     print()
 
     out = Path(args.out)
