@@ -175,17 +175,25 @@ def detect_file(
         )
         read_meta = {"format": fmt}
     else:
-        frame, read_meta = read_table(path, format=fmt, sheet=sheet, sep=sep)
-        if wide:
-            frame = to_long(frame, session_name=session, score_name=score, **dict(wide))
-            client = dict(wide).get("client", "client")
+        bar = _bar(progress, "reading", 3, unit="step")
         try:
-            res = detect(frame, rule, client=client, session=session, score=score, scale=scale,
-                         min_sessions=min_sessions, **dict(params or {}))
-        except InvalidInputError as err:
-            raise _with_delimiter_hint(err, frame, read_meta) from None
-        del frame
-        counts, det_meta = _write_result(res, out_dir, out_format)
+            frame, read_meta = read_table(path, format=fmt, sheet=sheet, sep=sep)
+            if wide:
+                frame = to_long(frame, session_name=session, score_name=score, **dict(wide))
+                client = dict(wide).get("client", "client")
+            _step(bar, "labelling")
+            try:
+                res = detect(frame, rule, client=client, session=session, score=score, scale=scale,
+                             min_sessions=min_sessions, **dict(params or {}))
+            except InvalidInputError as err:
+                raise _with_delimiter_hint(err, frame, read_meta) from None
+            del frame
+            _step(bar, "writing")
+            counts, det_meta = _write_result(res, out_dir, out_format)
+            _step(bar, "done")
+        finally:
+            if bar is not None:
+                bar.close()
     manifest = {
         "alliance_ts": __version__,
         "created": started.isoformat(timespec="seconds"),
@@ -307,14 +315,21 @@ def _whole_clients(chunks: Iterator[pd.DataFrame], client: str) -> Iterator[pd.D
         yield carry
 
 
-def _bar(progress: bool, desc: str, total: int | None):
+def _bar(progress: bool, desc: str, total: int | None, unit: str = "rows"):
+    """A tqdm progress bar on standard error, silent when it is not a terminal."""
     if not progress:
         return None
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - the cli extra installs it
         return None
-    return tqdm(total=total, desc=desc, unit="rows", disable=not sys.stderr.isatty(), leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(), leave=False)
+
+
+def _step(bar, desc: str) -> None:
+    if bar is not None:
+        bar.update(1)
+        bar.set_description(desc)
 
 
 def _detect_streaming(path, out_dir, fmt, rule, params, client, session, score, scale, min_sessions,
