@@ -10,7 +10,10 @@ can explain.
 'repaired'
 """
 
+from . import accessor as _accessor  # registers df.alliance
+from . import effects, plot
 from ._version import __version__
+from .compare import Agreement, agreement
 from .detect import detect
 from .evaluate import Evaluation, evaluate
 from .errors import AllianceError, AllianceWarning, InvalidInputError, Problem, RuleError, UnknownRuleError
@@ -24,6 +27,7 @@ from .simulate import Simulation, simulate
 
 __all__ = [
     "DEFAULT_RULE",
+    "Agreement",
     "AllianceError",
     "AllianceWarning",
     "Detection",
@@ -36,8 +40,11 @@ __all__ = [
     "Simulation",
     "UnknownRuleError",
     "__version__",
+    "agreement",
     "classify_shape",
     "detect",
+    "effects",
+    "plot",
     "evaluate",
     "get_scale",
     "list_rules",

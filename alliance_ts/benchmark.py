@@ -70,9 +70,11 @@ def rule_settings(rules: Iterable[str] | None = None) -> dict[str, dict[str, Any
     ``sudden_loss`` has no default cut-off; the benchmark uses the reliable
     change index with reliability 0.9 (a typical alliance-scale alpha) and
     the SD of the first scores. With ``rules=None`` the list also holds
-    ``changepoint_calibrated`` (``changepoint`` with ``penalty="calibrated"``).
+    ``changepoint_calibrated`` (``changepoint`` with ``penalty="calibrated"``);
+    rules that read questionnaire answers (``psq``) are not in it.
     """
-    names = list(list_rules()["name"]) if rules is None else list(rules)
+    table = list_rules()
+    names = list(table.loc[table["input"] == "scores", "name"]) if rules is None else list(rules)
     settings = {name: ({"reliability": 0.9} if name == "sudden_loss" else {}) for name in names}
     if rules is None:
         # the calibrated change-point penalty is an option worth measuring too

@@ -1,6 +1,7 @@
 """The ``alliance-ts`` command.
 
-Subcommands: ``detect`` (label a file), ``rules`` (list the rules),
+Subcommands: ``detect`` (label a file), ``plot`` (draw a file's labels),
+``rules`` (list the rules),
 ``scales`` (list the instruments), ``simulate`` (write a synthetic trial and
 its truth) and ``bench`` (the accuracy benchmark). Every subcommand has
 ``--help`` with examples.
@@ -131,6 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=None, help="worker processes of --dask local (default: one per core)")
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
+    pl = sub.add_parser(
+        "plot", help="draw a file's labels",
+        description="Label a file in memory and draw the dataset overview, a panel of clients "
+                    "and, for each --clients id, that client's trajectory (PNG files).",
+        epilog="examples:\n  alliance-ts plot trial.csv --out figures\n"
+               "  alliance-ts plot trial.sav --out figures --client pid --session week --score wai "
+               "--scale wai-sr --clients 17 42\n"
+               "  alliance-ts plot psq.csv --out figures --rule psq --param rater=rater --rater patient\n\n"
+               "outputs: overview.png, clients.png and client_<id>.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pl.add_argument("input", help="CSV, Parquet, Excel (.xlsx), SPSS (.sav) or Stata (.dta) file")
+    pl.add_argument("--out", required=True, help="output folder (created if needed)")
+    pl.add_argument("--rule", default=None, help="rule name (default: recommended)")
+    pl.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a rule parameter (repeatable)")
+    pl.add_argument("--client", default="client", help="client id column (default: client)")
+    pl.add_argument("--session", default="session", help="session number column (default: session)")
+    pl.add_argument("--score", default="score", help="score column (default: score)")
+    pl.add_argument("--scale", default=None, help="instrument id or LOW,HIGH")
+    pl.add_argument("--min-sessions", type=int, default=3)
+    pl.add_argument("--input-format", default=None, choices=["csv", "parquet", "excel", "spss", "stata"])
+    pl.add_argument("--sep", default=None, help="CSV delimiter (default: detected)")
+    pl.add_argument("--sheet", default=None, help="Excel sheet name or number")
+    pl.add_argument("--clients", nargs="+", default=[], metavar="ID", help="also draw these clients one by one")
+    pl.add_argument("--n", type=int, default=9, help="clients in the panel (default: 9)")
+    pl.add_argument("--rater", default=None, help="with --rule psq --param rater=COLUMN: the rater to draw")
+
     r = sub.add_parser("rules", help="list the rules", description="List every rule and preset with its reference.",
                        epilog="example:\n  alliance-ts rules", formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--full", action="store_true", help="also print each rule's parameters and reference")
@@ -181,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"detect": _detect, "rules": _rules, "scales": _scales, "simulate": _simulate, "bench": _bench}[args.command](args, argv)
+        commands = {"detect": _detect, "plot": _plot, "rules": _rules, "scales": _scales, "simulate": _simulate,
+                    "bench": _bench}
+        return commands[args.command](args, argv)
     except InvalidInputError as err:
         return _fail(err.problems)
     except AllianceError as err:
@@ -220,6 +250,63 @@ def _detect(args, argv) -> int:
         )
         print(f"wrote {', '.join(manifest['outputs'])} and manifest.json to {args.out} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _plot(args, argv) -> int:
+    from .detect import detect
+    from .io import read_table
+
+    params, problems = _params(args.param)
+    if args.n < 1:
+        problems.append(Problem("--n", f"must be at least 1, got {args.n}"))
+    if problems:
+        return _fail(problems)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return _fail(["plots need matplotlib: pip install 'alliance_ts[plot]'"])
+    from . import plot
+    from .io import write_atomic
+
+    frame, _ = read_table(args.input, format=args.input_format, sep=args.sep,
+                          sheet=parse_value(args.sheet) if args.sheet is not None else None)
+    res = detect(frame, args.rule, client=args.client, session=args.session, score=args.score,
+                 scale=_scale(args.scale), min_sessions=args.min_sessions, **params)
+    rater = args.rater
+    if "rater" in res.clients.columns:
+        raters = {str(r): r for r in dict.fromkeys(res.clients["rater"])}
+        if rater is None or rater not in raters:
+            return _fail([f"--rater: choose one of {', '.join(sorted(raters))}"])
+        res = res.for_rater(raters[rater])
+    ids = {str(c): c for c in res.clients["client"]}
+    unknown = [c for c in args.clients if c not in ids]
+    if unknown:
+        return _fail([f"--clients: no client {', '.join(map(repr, unknown))} in the file"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def save(fig, name):
+        with write_atomic(out / name) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        written.append(name)
+        plt.close(fig)
+
+    save(plot.overview(res)[0].figure, "overview.png")
+    save(plot.panel(res, n=args.n)[0, 0].figure, "clients.png")
+    for given in args.clients:
+        ax = plot.trajectory(res, ids[given])
+        ax.figure.tight_layout()
+        save(ax.figure, f"client_{_safe_name(given)}.png")
+    print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def _safe_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 def _rules(args, argv) -> int:

@@ -118,6 +118,15 @@ def detect(
     rule_obj, rule_name, rule_problems = resolve_rule(rule, params)
     problems += rule_problems
     check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
+    reads = rule_obj.input if rule_obj is not None else _REGISTRY[rule].cls.input if rule in _REGISTRY else "scores"
+    if reads == "psq":
+        if rule_obj is None:  # unknown parameters: the answers cannot be read without them
+            raise InvalidInputError(problems, "alliance_ts.detect()")
+        from .rules.psq import detect_psq
+
+        return detect_psq(rule_obj, data, client=client, session=session, scale=scale,
+                          min_sessions=min_sessions, rule_name=rule_name, version=__version__,
+                          problems=problems)
     panel, data_problems = read_panel(data, client=client, session=session, score=score, scale=scale)
     problems += data_problems
     if problems:

@@ -133,6 +133,9 @@ def detect_dask(
     rule_obj, rule_name, rule_problems = resolve_rule(rule, params)
     problems += rule_problems
     check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
+    if rule_obj is not None and rule_obj.input != "scores":
+        problems.append(Problem("engine", f"rule {rule_name!r} reads questionnaire answers and runs in memory "
+                                "(engine='pandas')"))
     if isinstance(data, pd.DataFrame):
         # keep pandas' own string dtype, so the result equals the pandas path's exactly
         with dask.config.set({"dataframe.convert-string": False}):

@@ -338,6 +338,9 @@ def _detect_streaming(path, out_dir, fmt, rule, params, client, session, score, 
     rule_obj, rule_name, rule_problems = resolve_rule(rule, params)
     problems += rule_problems
     check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
+    if rule_obj is not None and rule_obj.input != "scores":
+        problems.append(Problem("parameter 'stream'", f"rule {rule_name!r} reads questionnaire answers in memory; "
+                                "drop the streaming option"))
     if problems:
         raise InvalidInputError(problems, "alliance_ts")
     columns = [client, session, score]

@@ -120,11 +120,48 @@ class Detection:
             lines.append(f"  {p:<11} {int(counts[p]):>7}  {share:6.1%}")
         return "\n".join(lines)
 
+    def for_rater(self, rater: Any) -> Detection:
+        """The result of one rater (rules with a ``rater`` column, such as ``psq``).
+
+        Returns a Detection with that rater's rows and without the ``rater``
+        column, comparable with score-based results by
+        :func:`alliance_ts.agreement`.
+
+        Raises
+        ------
+        InvalidInputError
+            If the result has no ``rater`` column or not this rater.
+        """
+        from .errors import InvalidInputError, Problem
+
+        if "rater" not in self.clients.columns:
+            raise InvalidInputError([Problem("rater", f"rule {self.rule!r} has no raters")], "Detection.for_rater()")
+        present = list(pd.unique(self.clients["rater"]))
+        if rater not in present:
+            raise InvalidInputError([Problem("rater", f"no rater {rater!r}; the result has {present}")],
+                                    "Detection.for_rater()")
+
+        def pick(t: pd.DataFrame) -> pd.DataFrame:
+            return t[t["rater"] == rater].drop(columns="rater").reset_index(drop=True)
+
+        return Detection(pick(self.episodes), pick(self.sessions), pick(self.clients), self.rule,
+                         {**self.params, "rater_selected": rater}, self.version)
+
     def __repr__(self) -> str:
         return (
             f"<Detection rule={self.rule!r}: {len(self.clients)} clients, "
             f"{len(self.episodes)} episodes, {len(self.sessions)} sessions>"
         )
+
+
+def phase_codes(start: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """0 (early), 1 (middle), 2 (late): the third of ``first``..``last`` holding ``start``.
+
+    A start exactly on a boundary goes to the later third.
+    """
+    span = last - first
+    pos = start - first
+    return np.where(3 * pos < span, 0, np.where(3 * pos < 2 * span, 1, 2))
 
 
 def _fmt(v: Any) -> str:
@@ -210,9 +247,7 @@ def _episodes_table(panel: Panel, ep: dict[str, np.ndarray], rule_name: str, rul
     trough_score = vals[base + ep["trough"]]
     first_s = sess[offsets[code]]
     last_s = sess[offsets[code + 1] - 1] if code.size else np.zeros(0, dtype=np.int64)
-    span = last_s - first_s
-    pos = start_s - first_s
-    phase_code = np.where(3 * pos < span, 0, np.where(3 * pos < 2 * span, 1, 2))
+    phase_code = phase_codes(start_s, first_s, last_s)
     # episode number within client: rank by start (ep is sorted by code, start)
     if code.size:
         new_client = np.r_[True, code[1:] != code[:-1]]

@@ -21,12 +21,16 @@ from .errors import InvalidInputError, Problem
 from .rules._base import check_number
 from .scales import ScoreRange, get_scale, resolve_scale
 
-__all__ = ["EPISODE_KINDS", "COURSES", "Simulation", "simulate"]
+__all__ = ["EPISODE_KINDS", "COURSES", "OUTCOME_MEANS", "PSQ_RATERS", "Simulation", "simulate"]
 
 #: Planted episode kinds (see :func:`simulate`).
 EPISODE_KINDS = ("v", "multi", "gradual", "sustained", "several")
 #: Whole-course shapes.
 COURSES = ("flat", "linear", "log", "u")
+#: Default mean outcome by true pattern (in units of the outcome's within-group SD).
+OUTCOME_MEANS = {"no_rupture": 0.0, "repaired": 0.5, "unresolved": -0.12, "mixed": 0.19}
+#: PSQ raters and their chance of reporting a planted rupture / a rupture that is not there.
+PSQ_RATERS = {"patient": (0.8, 0.05), "therapist": (0.6, 0.08)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,16 +55,25 @@ class Simulation:
         One row per client: ``client``, ``n_planned``, ``n_sessions``
         (observed), ``course``, ``noise_sd`` (score units), ``kind`` (the
         planted episode kind, ``"none"`` without one), ``n_episodes`` (as
-        observed) and ``pattern`` (the truth's ``"no_rupture"``, ``"repaired"``,
-        ``"unresolved"`` or ``"mixed"``).
+        observed), ``pattern`` (the truth's ``"no_rupture"``, ``"repaired"``,
+        ``"unresolved"`` or ``"mixed"``) and ``outcome`` (a simulated
+        treatment outcome, higher = better; see ``outcome_means``).
     params : dict
         Every argument of the call, defaults filled in.
+    psq : pandas.DataFrame or None
+        With ``psq=True``: simulated Post-Session Questionnaire answers, one
+        row per observed session and rater: ``client``, ``rater``
+        (``"patient"``, ``"therapist"``), ``session``, ``rupture`` (tension or
+        conflict item), ``withdrawal`` (accommodating / avoiding item),
+        ``addressed`` and ``resolved`` (answered only when a rupture item is
+        3 or more), all on the 1-5 coding ("Not at all" to "Very much").
     """
 
     scores: pd.DataFrame
     truth: pd.DataFrame
     clients: pd.DataFrame
     params: dict[str, Any] = field(default_factory=dict)
+    psq: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return (
@@ -90,6 +103,8 @@ def simulate(
     p_missing: float = 0.0,
     p_dropout: float = 0.0,
     missing: str = "absent",
+    outcome_means: Mapping[str, float] | None = None,
+    psq: bool = False,
 ) -> Simulation:
     r"""Simulate an alliance trial with planted rupture episodes.
 
@@ -151,6 +166,26 @@ def simulate(
         session, keeping at least 3 planned sessions).
     missing : {"absent", "nan"}
         How missed sessions appear in ``scores``.
+    outcome_means : mapping, optional
+        Mean of the simulated ``outcome`` for each true pattern; the outcome is
+        that mean plus standard normal noise. Default
+        :data:`OUTCOME_MEANS`: ``{"no_rupture": 0, "repaired": .5,
+        "unresolved": -.12, "mixed": .19}``, chosen (by this library) so that
+        the true standardised differences are the meta-analysis' d = .62
+        (repaired vs unresolved) and d = .50 (repaired vs no rupture). A
+        device for tutorials and for studying how detection error attenuates
+        effects, not a model of any trial.
+    psq : bool, default False
+        Also simulate Post-Session Questionnaire answers (``Simulation.psq``)
+        from two raters. At a session inside a planted rupture a rater reports
+        it (the ``rupture`` item for a confrontation, the ``withdrawal`` item
+        for a withdrawal rupture, each episode one of the two with equal
+        chance; rating 3-5) with probability .8 (patient) or .6 (therapist),
+        rating it unresolved (``resolved`` 1-3); at the repair session half
+        the reports say "rupture, resolved" (3 and 4-5) and half report no
+        rupture; at other sessions a rupture is reported by mistake with
+        probability .05 (patient) or .08 (therapist), mostly resolved within
+        the session. All these numbers are this library's choices.
 
     Returns
     -------
@@ -196,6 +231,7 @@ def simulate(
         growth=growth, courses=courses, p_episode=p_episode, kinds=kinds, depth=tuple(depth),
         decline=tuple(decline), recovery=tuple(recovery), p_missing=p_missing,
         p_dropout=p_dropout, missing=missing,
+        outcome_means=dict(OUTCOME_MEANS if outcome_means is None else outcome_means), psq=bool(psq),
     )
     problems: list[Problem] = []
     check_number(problems, "n_clients", n_clients, low=0, integer=True)
@@ -217,6 +253,10 @@ def simulate(
         bad = [k for k in shares if k not in valid]
         if bad or not shares or any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
             problems.append(Problem(f"parameter {name!r}", f"must map some of {', '.join(valid)} to non-negative shares, got {shares!r}"))
+    means = params["outcome_means"]
+    if set(means) != set(OUTCOME_MEANS) or not all(np.isfinite(float(v)) for v in means.values()):
+        problems.append(Problem("parameter 'outcome_means'",
+                                f"must map each of {', '.join(OUTCOME_MEANS)} to a finite number, got {means!r}"))
     if missing not in ("absent", "nan"):
         problems.append(Problem("parameter 'missing'", f"must be 'absent' or 'nan', got {missing!r}"))
     rng_range, msg = resolve_scale(scale)
@@ -237,12 +277,19 @@ def simulate(
         depth=tuple(depth), decline=tuple(int(v) for v in decline),
         recovery=tuple(int(v) for v in recovery), p_missing=p_missing, p_dropout=p_dropout,
     )
-    score_rows, truth_rows, client_rows = [], [], []
+    score_rows, truth_rows, client_rows, psq_rows = [], [], [], []
     for i, child in enumerate(children, start=1):
-        s, t, c = _one_client(i, np.random.default_rng(child), spec, keep_nan=missing == "nan")
+        s, t, c, planted = _one_client(i, np.random.default_rng(child), spec, keep_nan=missing == "nan")
         score_rows.append(s)
         truth_rows += t
+        # outcome and questionnaire answers come from streams of their own, so
+        # turning them on never changes the scores
+        g_outcome, g_psq = (np.random.default_rng(x) for x in child.spawn(2))
+        c.append(float(means[c[-1]]) + float(g_outcome.normal()))
         client_rows.append(c)
+        if psq:
+            observed_sessions = s[~np.isnan(s[:, 2]), 1].astype(np.int64)
+            psq_rows.append(_psq_answers(i, g_psq, planted, observed_sessions))
     if score_rows:
         scores = pd.DataFrame(np.concatenate(score_rows), columns=["client", "session", "score"])
     else:
@@ -255,9 +302,16 @@ def simulate(
               "end": "Int64", "depth": float, "depth_sd": float})
     clients = pd.DataFrame(
         client_rows,
-        columns=["client", "n_planned", "n_sessions", "course", "noise_sd", "kind", "n_episodes", "pattern"],
-    ).astype({"client": np.int64, "n_planned": np.int64, "n_sessions": np.int64, "noise_sd": float, "n_episodes": np.int64})
-    return Simulation(scores, truth, clients, params)
+        columns=["client", "n_planned", "n_sessions", "course", "noise_sd", "kind", "n_episodes", "pattern", "outcome"],
+    ).astype({"client": np.int64, "n_planned": np.int64, "n_sessions": np.int64, "noise_sd": float,
+              "n_episodes": np.int64, "outcome": float})
+    psq_table = None
+    if psq:
+        columns = ["client", "rater", "session", "rupture", "withdrawal", "addressed", "resolved"]
+        psq_table = (pd.concat(psq_rows, ignore_index=True) if psq_rows else pd.DataFrame(columns=columns))
+        psq_table = psq_table.astype({"client": np.int64, "session": np.int64, "rupture": float,
+                                      "withdrawal": float, "addressed": float, "resolved": float})
+    return Simulation(scores, truth, clients, params, psq_table)
 
 
 @dataclass(frozen=True)
@@ -407,7 +461,7 @@ def _one_client(cid: int, g: np.random.Generator, spec: _Spec, keep_nan: bool):
     out_score = np.where(observed, score, np.nan)[keep]
     rows = np.column_stack([np.full(keep.sum(), cid, dtype=float), sessions[keep].astype(float), out_score])
     client = [cid, T, int(observed.sum()), course, sigma * unit, kind if has_ep else "none", len(truth), pattern]
-    return rows, truth, client
+    return rows, truth, client, planted
 
 
 def _plant(g, kind, earliest, T, D, spec, offset):
@@ -436,3 +490,43 @@ def _plant(g, kind, earliest, T, D, spec, offset):
         return ("gradual", s, s, s + length, D)
     offset[i:] -= D
     return ("sustained", s, s, None, D)
+
+
+def _psq_answers(cid: int, g: np.random.Generator, planted, sessions: np.ndarray) -> pd.DataFrame:
+    """PSQ answers of both raters at the observed ``sessions`` (see :func:`simulate`)."""
+    L = int(sessions.max()) + 2 if sessions.size else 2
+    state = np.zeros(L, dtype=np.int8)  # 0 none, 1 inside a rupture, 2 repair session
+    kind = np.zeros(L, dtype=np.int8)  # 0 confrontation, 1 withdrawal
+    for _, start, _, end, _ in planted:
+        stop = end if end is not None else L
+        state[start:stop] = 1
+        kind[start:stop] = g.integers(0, 2)
+        if end is not None and end < L:
+            state[end] = 2
+            kind[end] = kind[start]
+    frames = []
+    for rater, (sensitivity, false_rate) in PSQ_RATERS.items():
+        k = sessions.size
+        st, kd = state[sessions], kind[sessions]
+        u = g.random(k)
+        report = np.where(st == 1, u < sensitivity, np.where(st == 2, u < 0.5, u < false_rate))
+        false_kind = g.integers(0, 2, k)
+        kd = np.where(st == 0, false_kind, kd)
+        high = g.choice([3.0, 4.0, 5.0], size=k, p=[0.4, 0.35, 0.25])
+        low = g.choice([1.0, 2.0], size=k, p=[0.7, 0.3])
+        other = g.choice([1.0, 2.0], size=k, p=[0.8, 0.2])
+        rupture = np.where(report & (kd == 0), high, np.where(report, other, low))
+        withdrawal = np.where(report & (kd == 1), high, np.where(report, other, g.choice([1.0, 2.0], size=k, p=[0.7, 0.3])))
+        # answered only when a problem is reported; resolved within the session
+        # at repair sessions and for most mistaken reports, not inside a rupture
+        resolved_now = np.where(st == 2, True, np.where(st == 1, False, g.random(k) < 0.7))
+        resolved = np.where(resolved_now, g.choice([4.0, 5.0], size=k), g.choice([1.0, 2.0, 3.0], size=k))
+        addressed = np.where(resolved_now, g.choice([3.0, 4.0, 5.0], size=k), g.choice([1.0, 2.0, 3.0], size=k))
+        answered = report
+        frames.append(pd.DataFrame({
+            "client": cid, "rater": rater, "session": sessions,
+            "rupture": rupture, "withdrawal": withdrawal,
+            "addressed": np.where(answered, addressed, np.nan),
+            "resolved": np.where(answered, resolved, np.nan),
+        }))
+    return pd.concat(frames, ignore_index=True)

@@ -60,7 +60,9 @@ def test_summary_is_readable(panel):
 
 def test_list_rules_table():
     t = at.list_rules()
-    assert t.columns.tolist() == ["name", "family", "summary", "reference", "parameters"]
+    assert t.columns.tolist() == ["name", "family", "summary", "reference", "parameters", "input"]
+    assert t.set_index("name").loc["psq", "input"] == "psq"
+    assert set(t.loc[t["name"] != "psq", "input"]) == {"scores"}
     assert set(t["name"]) >= {"vshape", "stiles2004", "strauss2006", "gumz2012", "sudden_loss"}
     row = t.set_index("name").loc["strauss2006"]
     assert row["family"] == "vshape" and "k=1.0" in row["parameters"]

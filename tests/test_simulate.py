@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 import alliance_ts as at
+from alliance_ts.errors import InvalidInputError
 
 
 def test_same_seed_same_trial_whatever_the_number_of_clients():
@@ -90,3 +91,28 @@ def test_invalid_arguments_are_listed_together():
         assert bit in text
     with pytest.raises(ValueError, match="rng"):
         at.simulate(3, rng="seed")
+
+
+def test_questionnaires_and_outcomes_never_change_the_scores():
+    plain = at.simulate(80, rng=31, p_missing=0.2, missing="nan")
+    with_psq = at.simulate(80, rng=31, p_missing=0.2, missing="nan", psq=True)
+    pd.testing.assert_frame_equal(plain.scores, with_psq.scores)
+    pd.testing.assert_frame_equal(plain.clients, with_psq.clients)
+    assert plain.psq is None
+    q = with_psq.psq
+    observed = with_psq.scores.dropna()
+    # one row per observed session and rater
+    assert len(q) == 2 * len(observed)
+    assert set(q["rater"]) == {"patient", "therapist"}
+    for item in ("rupture", "withdrawal"):
+        assert q[item].between(1, 5).all()
+    reported = q[["rupture", "withdrawal"]].max(axis=1) >= 3
+    # "addressed" and "resolved" are answered exactly when a problem is reported
+    assert (q["resolved"].notna() == reported).all() and (q["addressed"].notna() == reported).all()
+
+
+def test_outcome_means_are_checked():
+    with pytest.raises(InvalidInputError, match="outcome_means"):
+        at.simulate(5, rng=1, outcome_means={"repaired": 1.0})
+    sim = at.simulate(5, rng=1, outcome_means={"no_rupture": 10.0, "repaired": 10.0, "unresolved": 10.0, "mixed": 10.0})
+    assert sim.clients["outcome"].between(5, 15).all()

@@ -10,7 +10,9 @@ Each rule family lives in its own module and registers itself by name:
   change-point segmentation (``changepoint``);
 - :mod:`~alliance_ts.rules.robust` -- drops scaled by a robust noise
   estimate with a per-client false-alarm bound (``robust``, the library's
-  own rule).
+  own rule);
+- :mod:`~alliance_ts.rules.psq` -- self-reported ruptures from the
+  Post-Session Questionnaire (``psq``).
 """
 
 from ._base import (
@@ -26,6 +28,7 @@ from ._base import (
     unregister_rule,
 )
 from .changepoint import ChangePoint
+from .psq import Psq
 from .robust import RobustDrop
 from .sudden_loss import SuddenLoss
 from .vshape import VShape
@@ -38,6 +41,7 @@ __all__ = [
     "DEFAULT_RULE",
     "BlockResult",
     "ChangePoint",
+    "Psq",
     "Rule",
     "RobustDrop",
     "RuleSpec",

@@ -119,6 +119,11 @@ class Rule(abc.ABC):
         Skip the check of every block result in :func:`~alliance_ts.detect`
         (set by the built-in rules, whose output the test suite and the
         property checks verify; leave False for your own rules).
+    input : str
+        What the rule reads: ``"scores"`` (one alliance score per session,
+        the default) or ``"psq"`` (questionnaire answers in several columns,
+        labelled by the rule's own table method; see
+        :class:`~alliance_ts.rules.psq.Psq`).
     client_columns, session_columns : dict of str -> dtype
         Extra columns this rule adds to ``clients`` / ``sessions``.
     episode_columns : dict of str -> dtype
@@ -131,6 +136,7 @@ class Rule(abc.ABC):
     sample_dependent: ClassVar[tuple[str, ...]] = ()
     needs_moments: ClassVar[bool] = False
     trusted_output: ClassVar[bool] = False
+    input: ClassVar[str] = "scores"
     client_columns: ClassVar[dict[str, str]] = {}
     session_columns: ClassVar[dict[str, str]] = {}
     episode_columns: ClassVar[dict[str, str]] = {}
@@ -383,8 +389,9 @@ def list_rules() -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per name, sorted by family then name, with columns
-        ``name``, ``family``, ``summary``, ``reference`` and ``parameters``
-        (the default values as ``"k=2.0, sd='max', ..."``).
+        ``name``, ``family``, ``summary``, ``reference``, ``parameters``
+        (the default values as ``"k=2.0, sd='max', ..."``) and ``input``
+        (``"scores"``, or ``"psq"`` for questionnaire answers).
 
     Examples
     --------
@@ -399,11 +406,12 @@ def list_rules() -> pd.DataFrame:
             "summary": s.summary,
             "reference": s.reference,
             "parameters": ", ".join(f"{k}={v!r}" for k, v in s.parameters().items()),
+            "input": s.cls.input,
         }
         for s in _REGISTRY.values()
     ]
     return (
-        pd.DataFrame(rows, columns=["name", "family", "summary", "reference", "parameters"])
+        pd.DataFrame(rows, columns=["name", "family", "summary", "reference", "parameters", "input"])
         .sort_values(["family", "name"], kind="stable")
         .reset_index(drop=True)
     )

@@ -1,0 +1,317 @@
+"""Plots of a :class:`~alliance_ts.Detection` (needs matplotlib: ``pip install 'alliance_ts[plot]'``).
+
+- :func:`trajectory`: one client's scores with its episodes shaded and labelled;
+- :func:`panel`: a grid of trajectories;
+- :func:`overview`: the dataset at a glance (client patterns, episode depth,
+  onset phase).
+
+Every function draws on the Axes it is given (``ax=`` / ``axes=``) or on a
+new figure, and returns the Axes, so plots can be combined and styled with
+ordinary matplotlib calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInputError, Problem
+from .result import PATTERNS, PHASES, Detection
+
+__all__ = ["COLORS", "overview", "panel", "trajectory"]
+
+#: Colours of the statuses and patterns (colour-blind safe, Okabe & Ito 2008).
+COLORS = {
+    "repaired": "#0072B2",
+    "unresolved": "#D55E00",
+    "no_rupture": "#999999",
+    "mixed": "#CC79A7",
+    "score": "#333333",
+}
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - the plot extra installs it
+        raise InvalidInputError(
+            [Problem("plot", "plots need matplotlib: pip install 'alliance_ts[plot]'")], "alliance_ts.plot"
+        ) from None
+    return plt
+
+
+def _check_result(result: Any, where: str) -> None:
+    if not isinstance(result, Detection):
+        raise InvalidInputError([Problem("parameter 'result'", f"expected a Detection, got {type(result).__name__}")], where)
+
+
+def _select(result: Detection, client: Any, rater: Any, where: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    s, e, c = result.sessions, result.episodes, result.clients
+    rated = "rater" in c.columns
+    if rated and rater is None:
+        raters = list(pd.unique(c["rater"]))
+        if len(raters) > 1:
+            raise InvalidInputError(
+                [Problem("parameter 'rater'", f"the result has several raters ({raters}); choose one with rater=")], where
+            )
+        rater = raters[0] if raters else None
+    if rated:
+        s, e, c = s[s["rater"] == rater], e[e["rater"] == rater], c[c["rater"] == rater]
+    row = c[c["client"] == client]
+    if row.empty:
+        shown = ", ".join(map(repr, c["client"].head(5).tolist()))
+        raise InvalidInputError([Problem("parameter 'client'", f"no client {client!r} in the result; e.g. {shown}")], where)
+    return s[s["client"] == client], e[e["client"] == client], row.iloc[0]
+
+
+def trajectory(
+    result: Detection,
+    client: Any,
+    ax: Any = None,
+    *,
+    rater: Any = None,
+    show_pre: bool = True,
+) -> Any:
+    """Plot one client's scores with its episodes shaded and labelled.
+
+    Parameters
+    ----------
+    result : Detection
+    client : client id
+    ax : matplotlib Axes, optional
+        Draw here (default: a new figure).
+    rater : optional
+        For results with a ``rater`` column (``psq``), the rater to show.
+    show_pre : bool, default True
+        Draw each episode's pre-rupture reference level as a dashed line.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Scores as a line with markers (missed sessions leave gaps); each
+        episode shaded from ``start`` to ``end`` (to the last session when
+        unresolved) in the colour of its status, labelled with its number and
+        status; troughs marked with a triangle.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import alliance_ts as at
+    >>> res = at.detect([50, 51, 50, 38, 50, 51, 50, 52], rule="vshape", pooled_sd=1.0)
+    >>> ax = at.plot.trajectory(res, 0)
+    >>> ax.get_title()
+    'client 0 (vshape): repaired'
+    """
+    plt = _pyplot()
+    _check_result(result, "alliance_ts.plot.trajectory()")
+    s, e, row = _select(result, client, rater, "alliance_ts.plot.trajectory()")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    x = s["session"].to_numpy()
+    y = s["score"].to_numpy(dtype=float)
+    last = x.max() if x.size else 0
+    for ep in e.itertuples(index=False):
+        colour = COLORS[str(ep.status)]
+        stop = ep.end if ep.status == "repaired" else last
+        ax.axvspan(ep.start - 0.4, stop + 0.4, color=colour, alpha=0.15, lw=0)
+        text = f"{ep.episode} {ep.status}" if stop - ep.start >= 2 else f"{ep.episode}"
+        ax.annotate(text, xy=((ep.start + stop) / 2, 0.98), xycoords=("data", "axes fraction"),
+                    ha="center", va="top", fontsize=8, color=colour)
+        if show_pre and np.isfinite(ep.pre):
+            ax.hlines(ep.pre, ep.start - 0.4, stop + 0.4, colors=colour, linestyles="dashed", lw=1)
+        at_trough = y[x == ep.trough]
+        if at_trough.size and np.isfinite(at_trough[0]):
+            ax.plot([ep.trough], [at_trough[0]], marker="v", color=colour, ms=8, ls="none")
+    ax.plot(x, y, marker="o", ms=4, color=COLORS["score"], lw=1.2, label="score")
+    pattern = row["pattern"] if row["included"] else f"not analysed ({row['reason']})"
+    title = f"client {client} ({result.rule}): {pattern}"
+    ax.set_title(title if rater is None else f"{title}, {rater}", fontsize=10)
+    ax.set_xlabel("session")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if x.size:
+        low, high = np.nanmin(y) if np.isfinite(y).any() else 0.0, np.nanmax(y) if np.isfinite(y).any() else 1.0
+        pad = max((high - low) * 0.18, 0.5)
+        ax.set_ylim(low - pad * 0.5, high + pad)  # room for the episode labels
+    scale = result.params.get("scale")
+    if _reads(result) == "psq":
+        ax.set_ylabel("reported rupture (answer code)")
+    else:
+        ax.set_ylabel("score" if not scale else f"score ({scale})")
+    return ax
+
+
+def _reads(result: Detection) -> str:
+    """What the result's rule reads ("scores" or "psq")."""
+    from .errors import UnknownRuleError
+    from .rules import get_rule
+
+    try:
+        return get_rule(result.rule).cls.input
+    except UnknownRuleError:  # a rule object passed directly, or an unregistered name
+        return "scores"
+
+
+def panel(
+    result: Detection,
+    clients: list[Any] | None = None,
+    *,
+    n: int = 6,
+    ncols: int = 3,
+    rater: Any = None,
+    rng: int | np.random.Generator | None = None,
+) -> np.ndarray:
+    """A grid of :func:`trajectory` plots.
+
+    Parameters
+    ----------
+    result : Detection
+    clients : list of client ids, optional
+        Which clients to show. Default: up to ``n`` analysed clients, taking
+        the patterns in turn (repaired, unresolved, mixed, no rupture) so
+        each is shown when present; the first clients of each pattern in
+        client order, or a random draw of them when ``rng`` is given.
+    n, ncols : int
+        Number of clients (when ``clients`` is None) and of columns.
+    rater : optional
+        For results with a ``rater`` column.
+    rng : int, numpy Generator or None
+        Draw the default clients at random (reproducibly with a seed).
+
+    Returns
+    -------
+    ndarray of matplotlib Axes, shape (rows, ncols)
+        Unused cells are switched off.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import alliance_ts as at
+    >>> res = at.detect(at.simulate(40, rng=1).scores, scale="wai-sr")
+    >>> at.plot.panel(res, n=4, ncols=2).shape
+    (2, 2)
+    """
+    plt = _pyplot()
+    _check_result(result, "alliance_ts.plot.panel()")
+    if clients is None:
+        clients = _pick(result, n, rater, rng)
+    clients = list(clients)
+    rows = max(1, -(-len(clients) // ncols))
+    fig, axes = plt.subplots(rows, ncols, figsize=(4.2 * ncols, 2.9 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < len(clients):
+            trajectory(result, clients[k], ax=ax, rater=rater)
+            if k % ncols:
+                ax.set_ylabel("")
+        else:
+            ax.set_axis_off()
+    fig.tight_layout()
+    return axes
+
+
+def _pick(result: Detection, n: int, rater: Any, rng) -> list[Any]:
+    c = result.clients
+    if "rater" in c.columns:
+        if rater is None:
+            rater = next(iter(pd.unique(c["rater"])), None)
+        c = c[c["rater"] == rater]
+    c = c[c["included"]]
+    g = np.random.default_rng(rng) if rng is not None else None
+    pools = []
+    for p in ("repaired", "unresolved", "mixed", "no_rupture"):
+        ids = c.loc[c["pattern"] == p, "client"].tolist()
+        if g is not None and ids:
+            ids = [ids[i] for i in g.permutation(len(ids))]
+        pools.append(ids)
+    chosen: list[Any] = []
+    while len(chosen) < n and any(pools):
+        for pool in pools:
+            if pool and len(chosen) < n:
+                chosen.append(pool.pop(0))
+    return chosen
+
+
+def overview(result: Detection, axes: Any = None) -> np.ndarray:
+    """The dataset at a glance: client patterns, episode depth and onset phase.
+
+    Parameters
+    ----------
+    result : Detection
+    axes : sequence of three matplotlib Axes, optional
+        Draw here (default: a new figure with three panels).
+
+    Returns
+    -------
+    ndarray of three matplotlib Axes
+        (1) share of analysed clients in each pattern, with counts;
+        (2) histogram of episode depth by status (score units; for the
+        ``psq`` rule, of the reported intensity); (3) episodes by onset phase
+        and status.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import alliance_ts as at
+    >>> res = at.detect(at.simulate(100, rng=1).scores, scale="wai-sr")
+    >>> [ax.get_title() for ax in at.plot.overview(res)]
+    ['Client patterns', 'Episode depth', 'Onset phase']
+    """
+    plt = _pyplot()
+    _check_result(result, "alliance_ts.plot.overview()")
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    axes = np.asarray(axes).ravel()
+    if axes.size != 3:
+        raise InvalidInputError([Problem("parameter 'axes'", f"expected three Axes, got {axes.size}")],
+                                "alliance_ts.plot.overview()")
+    c = result.clients[result.clients["included"]]
+    e = result.episodes
+
+    counts = c["pattern"].value_counts().reindex(list(PATTERNS), fill_value=0)
+    total = max(int(counts.sum()), 1)
+    bars = axes[0].bar(range(len(PATTERNS)), counts.to_numpy() / total,
+                       color=[COLORS[p] for p in PATTERNS])
+    for bar, k in zip(bars, counts.to_numpy()):
+        axes[0].annotate(f"{k}", xy=(bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                         va="bottom", fontsize=8)
+    axes[0].set_xticks(range(len(PATTERNS)), [p.replace("_", " ") for p in PATTERNS])
+    axes[0].set_ylabel(f"share of {total} analysed clients")
+    axes[0].set_title("Client patterns")
+
+    measure = "depth" if e["depth"].notna().any() or "intensity" not in e.columns else "intensity"
+    groups = [e.loc[e["status"] == st, measure].dropna().to_numpy(dtype=float) for st in ("repaired", "unresolved")]
+    every = np.concatenate(groups)
+    if every.size:
+        edges = np.histogram_bin_edges(every, bins=min(20, max(5, int(np.sqrt(every.size)))))
+        if measure == "intensity":  # answer codes: one bar per code
+            edges = np.arange(np.floor(every.min()) - 0.5, np.ceil(every.max()) + 1.0)
+        axes[1].hist(groups, bins=edges, stacked=True, color=[COLORS["repaired"], COLORS["unresolved"]],
+                     label=[f"repaired ({groups[0].size})", f"unresolved ({groups[1].size})"])
+    axes[1].set_xlabel("depth (score units)" if measure == "depth" else "reported intensity")
+    axes[1].set_ylabel("episodes")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes[1:]:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_title("Episode depth")
+    if len(e):
+        axes[1].legend(fontsize=8)
+
+    table = pd.crosstab(e["phase"].astype(str), e["status"].astype(str)).reindex(
+        index=list(PHASES), columns=["repaired", "unresolved"], fill_value=0)
+    bottom = np.zeros(len(PHASES))
+    for status in ("repaired", "unresolved"):
+        axes[2].bar(range(len(PHASES)), table[status].to_numpy(), bottom=bottom, color=COLORS[status], label=status)
+        bottom += table[status].to_numpy()
+    axes[2].set_xticks(range(len(PHASES)), list(PHASES))
+    axes[2].set_ylabel("episodes")
+    axes[2].set_title("Onset phase")
+    axes[2].legend(fontsize=8)
+    axes[0].figure.tight_layout()
+    return axes
