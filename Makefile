@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench docs venv clean
 
 # `make bench` reruns the accuracy (about 30 s), speed (about 2 min),
 # change-point (about 3 min) and command-line (about 3 min) benchmarks and
@@ -32,5 +32,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/changepoint_speed.py
 	$(PY) benchmarks/cli_speed.py
 
+# `make docs` builds the documentation site into docs/_build/html (warnings are
+# errors; every example is executed and every figure drawn by the build).
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache .hypothesis
+	rm -rf $(VENV) demo_output .pytest_cache .hypothesis docs/_build docs/generated

@@ -10,7 +10,7 @@ can explain.
 'repaired'
 """
 
-from . import accessor as _accessor  # registers df.alliance
+from . import accessor as _accessor  # noqa: F401  (registers df.alliance)
 from . import effects, plot
 from ._version import __version__
 from .compare import Agreement, agreement

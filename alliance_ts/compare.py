@@ -129,7 +129,7 @@ def agreement(
     References
     ----------
     Cohen, J. (1960). A coefficient of agreement for nominal scales.
-    *Educational and Psychological Measurement, 20*(1), 37-46.
+    *Educational and Psychological Measurement*, 20(1), 37-46.
 
     Examples
     --------

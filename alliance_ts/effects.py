@@ -28,7 +28,7 @@ Borenstein, M., Hedges, L. V., Higgins, J. P. T., & Rothstein, H. R. (2009).
 *Introduction to meta-analysis*. Wiley.
 
 Eubanks, C. F., Muran, J. C., & Safran, J. D. (2018). Alliance rupture repair:
-A meta-analysis. *Psychotherapy, 55*(4), 508-519.
+A meta-analysis. *Psychotherapy*, 55(4), 508-519.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def outcome_association(
     References
     ----------
     Eubanks, C. F., Muran, J. C., & Safran, J. D. (2018). Alliance rupture
-    repair: A meta-analysis. *Psychotherapy, 55*(4), 508-519.
+    repair: A meta-analysis. *Psychotherapy*, 55(4), 508-519.
 
     Hedges, L. V., & Olkin, I. (1985). *Statistical methods for
     meta-analysis*. Academic Press.

@@ -248,10 +248,9 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
     Returns
     -------
     ndarray of three matplotlib Axes
-        (1) share of analysed clients in each pattern, with counts;
-        (2) histogram of episode depth by status (score units; for the
-        ``psq`` rule, of the reported intensity); (3) episodes by onset phase
-        and status.
+        The share of analysed clients in each pattern, with counts; a
+        histogram of episode depth by status (score units; for the ``psq``
+        rule, of the reported intensity); episodes by onset phase and status.
 
     Examples
     --------

@@ -96,8 +96,8 @@ class Rule(abc.ABC):
     parameters (no logic in ``__init__``). They implement :meth:`label` and,
     where parameter values can be invalid, :meth:`check`.
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     invariances : tuple of str
         Transformations of the scores that provably leave the episodes
         unchanged: ``"translation"`` (adding a constant) and/or ``"scaling"``

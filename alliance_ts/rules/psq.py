@@ -130,7 +130,7 @@ class Psq(Rule):
     References
     ----------
     Eubanks, C. F., Muran, J. C., & Safran, J. D. (2018). Alliance rupture
-    repair: A meta-analysis. *Psychotherapy, 55*(4), 508-519.
+    repair: A meta-analysis. *Psychotherapy*, 55(4), 508-519.
 
     Examples
     --------
