@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench docs venv clean
+.PHONY: demo test bench docs figures venv clean
 
 # `make bench` reruns the accuracy (about 30 s), speed (about 2 min),
 # change-point (about 3 min) and command-line (about 3 min) benchmarks and
@@ -36,6 +36,10 @@ bench: $(STAMP)
 # errors; every example is executed and every figure drawn by the build).
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# `make figures` redraws the README's picture (docs/_static/trajectories.png).
+figures: $(STAMP)
+	$(PY) docs/readme_figure.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .hypothesis docs/_build docs/generated

@@ -73,6 +73,7 @@ def trajectory(
     *,
     rater: Any = None,
     show_pre: bool = True,
+    legend: bool = True,
 ) -> Any:
     """Plot one client's scores with its episodes shaded and labelled.
 
@@ -86,14 +87,19 @@ def trajectory(
         For results with a ``rater`` column (``psq``), the rater to show.
     show_pre : bool, default True
         Draw each episode's pre-rupture reference level as a dashed line.
+    legend : bool, default True
+        Explain the line styles and markers in a small legend.
 
     Returns
     -------
     matplotlib.axes.Axes
-        Scores as a line with markers (missed sessions leave gaps); each
-        episode shaded from ``start`` to ``end`` (to the last session when
-        unresolved) in the colour of its status, labelled with its number and
-        status; troughs marked with a triangle.
+        Scores as a solid line with markers between consecutive sessions; a
+        missed session (a missing score, or a session number absent from the
+        data) breaks the solid line and its neighbours are joined by a dotted
+        one. Each episode is shaded from ``start`` to ``end`` (to the last
+        session when unresolved) in the colour of its status and labelled
+        with its number and status; its trough is marked with a triangle and
+        its pre-rupture level drawn dashed.
 
     Examples
     --------
@@ -110,22 +116,33 @@ def trajectory(
     s, e, row = _select(result, client, rater, "alliance_ts.plot.trajectory()")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.2))
-    x = s["session"].to_numpy()
-    y = s["score"].to_numpy(dtype=float)
+    order = np.argsort(s["session"].to_numpy(), kind="stable")
+    x = s["session"].to_numpy()[order]
+    y = s["score"].to_numpy(dtype=float)[order]
     last = x.max() if x.size else 0
+    handles = {}
     for ep in e.itertuples(index=False):
         colour = COLORS[str(ep.status)]
         stop = ep.end if ep.status == "repaired" else last
         ax.axvspan(ep.start - 0.4, stop + 0.4, color=colour, alpha=0.15, lw=0)
-        text = f"{ep.episode} {ep.status}" if stop - ep.start >= 2 else f"{ep.episode}"
-        ax.annotate(text, xy=((ep.start + stop) / 2, 0.98), xycoords=("data", "axes fraction"),
+        ax.annotate(f"{ep.episode} {ep.status}", xy=((ep.start + stop) / 2, 0.98), xycoords=("data", "axes fraction"),
                     ha="center", va="top", fontsize=8, color=colour)
         if show_pre and np.isfinite(ep.pre):
-            ax.hlines(ep.pre, ep.start - 0.4, stop + 0.4, colors=colour, linestyles="dashed", lw=1)
+            handles["pre-rupture level"] = ax.hlines(ep.pre, ep.start - 0.4, stop + 0.4, colors=colour,
+                                                     linestyles="dashed", lw=1)
         at_trough = y[x == ep.trough]
         if at_trough.size and np.isfinite(at_trough[0]):
-            ax.plot([ep.trough], [at_trough[0]], marker="v", color=colour, ms=8, ls="none")
-    ax.plot(x, y, marker="o", ms=4, color=COLORS["score"], lw=1.2, label="score")
+            (handles["trough"],) = ax.plot([ep.trough], [at_trough[0]], marker="v", color=colour, ms=8, ls="none", zorder=3)
+    seen = np.isfinite(y)
+    if seen.sum() > 1 and (not seen.all() or np.any(np.diff(x) > 1)):
+        (handles["across a missed session"],) = ax.plot(x[seen], y[seen], ls=":", lw=1, color=COLORS["score"])
+    # a NaN between two sessions that are not consecutive breaks the solid line
+    gaps = np.flatnonzero(np.diff(x) > 1) + 1
+    (handles["score"],) = ax.plot(np.insert(x.astype(float), gaps, np.nan), np.insert(y, gaps, np.nan), marker="o",
+                                  ms=4, color=COLORS["score"], lw=1.2)
+    if legend and len(handles) > 1:
+        names = [k for k in ("score", "across a missed session", "pre-rupture level", "trough") if k in handles]
+        ax.legend([handles[k] for k in names], names, fontsize=7, loc="lower left", framealpha=0.8)
     pattern = row["pattern"] if row["included"] else f"not analysed ({row['reason']})"
     title = f"client {client} ({result.rule}): {pattern}"
     ax.set_title(title if rater is None else f"{title}, {rater}", fontsize=10)
@@ -205,7 +222,7 @@ def panel(
     fig, axes = plt.subplots(rows, ncols, figsize=(4.2 * ncols, 2.9 * rows), squeeze=False)
     for k, ax in enumerate(axes.flat):
         if k < len(clients):
-            trajectory(result, clients[k], ax=ax, rater=rater)
+            trajectory(result, clients[k], ax=ax, rater=rater, legend=k == 0)
             if k % ncols:
                 ax.set_ylabel("")
         else:

@@ -53,10 +53,34 @@ def test_trajectory_draws_scores_episodes_and_troughs(res):
     x0 = span.get_x() if hasattr(span, "get_x") else span.get_xy()[0][0]
     assert x0 == pytest.approx(5 - 0.4)
     assert ax.get_title() == "client 2 (vshape): unresolved"
-    # the episode runs from 5 to the last session 6: narrower than 2 sessions, so only its number
-    assert [t.get_text() for t in ax.texts] == ["1"]
+    assert [t.get_text() for t in ax.texts] == ["1 unresolved"]
     troughs = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
     assert [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in troughs] == [(5, 38.0)]
+    # the dotted line joins the attended sessions across the missed one: 1, 2, 4, 5, 6
+    (dotted,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert dotted.get_xdata().tolist() == [1, 2, 4, 5, 6]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["score", "across a missed session", "pre-rupture level", "trough"]
+
+
+def test_absent_session_numbers_break_the_line():
+    # session 3 is not in the data at all (not a row with a missing score): the solid line is cut
+    # between 2 and 4 by an inserted NaN, the dotted line joins them
+    data = pd.DataFrame({"client": ["a"] * 5, "session": [5, 1, 2, 4, 6], "score": [50, 50, 51, 50, 51]})
+    res = at.detect(data, rule="vshape", pooled_sd=1.0)
+    ax = at.plot.trajectory(res, "a")
+    solid = ax.get_lines()[-1]
+    x, y = solid.get_xdata(), solid.get_ydata()
+    assert np.isnan(x[2]) and np.isnan(y[2])
+    assert x[[0, 1, 3, 4, 5]].tolist() == [1, 2, 4, 5, 6] and y[[0, 1, 3, 4, 5]].tolist() == [50, 51, 50, 50, 51]
+    (dotted,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert dotted.get_xdata().tolist() == [1, 2, 4, 5, 6]
+    assert ax.get_legend().get_texts()[1].get_text() == "across a missed session"
+    # nothing missed, no episode: no dotted line and no legend
+    flat = at.detect(pd.DataFrame({"client": 1, "session": [1, 2, 3], "score": [50, 51, 50]}), rule="vshape",
+                     pooled_sd=1.0)
+    ax = at.plot.trajectory(flat, 1)
+    assert [ln.get_linestyle() for ln in ax.get_lines()] == ["-"] and ax.get_legend() is None
 
 
 def test_trajectory_on_given_axes_and_saved(res):
