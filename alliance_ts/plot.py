@@ -98,8 +98,10 @@ def trajectory(
         data) breaks the solid line and its neighbours are joined by a dotted
         one. Each episode is shaded from ``start`` to ``end`` (to the last
         session when unresolved) in the colour of its status and labelled
-        with its number and status; its trough is marked with a triangle and
-        its pre-rupture level drawn dashed.
+        with its number and status (labels of neighbouring episodes are
+        stacked so they do not overlap); its trough (for ``psq``, its most
+        intense report) is marked with a triangle and its pre-rupture level
+        drawn dashed.
 
     Examples
     --------
@@ -120,19 +122,22 @@ def trajectory(
     x = s["session"].to_numpy()[order]
     y = s["score"].to_numpy(dtype=float)[order]
     last = x.max() if x.size else 0
+    psq = _reads(result) == "psq"
+    peak = "most intense report" if psq else "trough"
     handles = {}
-    for ep in e.itertuples(index=False):
+    rows = _label_rows(ax, e, x, last)
+    for ep, label_row in zip(e.itertuples(index=False), rows):
         colour = COLORS[str(ep.status)]
         stop = ep.end if ep.status == "repaired" else last
         ax.axvspan(ep.start - 0.4, stop + 0.4, color=colour, alpha=0.15, lw=0)
-        ax.annotate(f"{ep.episode} {ep.status}", xy=((ep.start + stop) / 2, 0.98), xycoords=("data", "axes fraction"),
-                    ha="center", va="top", fontsize=8, color=colour)
+        ax.annotate(f"{ep.episode} {ep.status}", xy=((ep.start + stop) / 2, 0.98 - 0.09 * label_row),
+                    xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=8, color=colour)
         if show_pre and np.isfinite(ep.pre):
             handles["pre-rupture level"] = ax.hlines(ep.pre, ep.start - 0.4, stop + 0.4, colors=colour,
                                                      linestyles="dashed", lw=1)
         at_trough = y[x == ep.trough]
         if at_trough.size and np.isfinite(at_trough[0]):
-            (handles["trough"],) = ax.plot([ep.trough], [at_trough[0]], marker="v", color=colour, ms=8, ls="none", zorder=3)
+            (handles[peak],) = ax.plot([ep.trough], [at_trough[0]], marker="v", color=colour, ms=8, ls="none", zorder=3)
     seen = np.isfinite(y)
     if seen.sum() > 1 and (not seen.all() or np.any(np.diff(x) > 1)):
         (handles["across a missed session"],) = ax.plot(x[seen], y[seen], ls=":", lw=1, color=COLORS["score"])
@@ -141,8 +146,8 @@ def trajectory(
     (handles["score"],) = ax.plot(np.insert(x.astype(float), gaps, np.nan), np.insert(y, gaps, np.nan), marker="o",
                                   ms=4, color=COLORS["score"], lw=1.2)
     if legend and len(handles) > 1:
-        names = [k for k in ("score", "across a missed session", "pre-rupture level", "trough") if k in handles]
-        ax.legend([handles[k] for k in names], names, fontsize=7, loc="lower left", framealpha=0.8)
+        names = [k for k in ("score", "across a missed session", "pre-rupture level", peak) if k in handles]
+        ax.legend([handles[k] for k in names], names, fontsize=7, loc="best", framealpha=0.8)
     pattern = row["pattern"] if row["included"] else f"not analysed ({row['reason']})"
     title = f"client {client} ({result.rule}): {pattern}"
     ax.set_title(title if rater is None else f"{title}, {rater}", fontsize=10)
@@ -152,14 +157,42 @@ def trajectory(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if x.size:
         low, high = np.nanmin(y) if np.isfinite(y).any() else 0.0, np.nanmax(y) if np.isfinite(y).any() else 1.0
-        pad = max((high - low) * 0.18, 0.5)
+        pad = max((high - low) * (0.18 + 0.12 * max(rows, default=0)), 0.5)
         ax.set_ylim(low - pad * 0.5, high + pad)  # room for the episode labels
     scale = result.params.get("scale")
-    if _reads(result) == "psq":
+    if psq:
         ax.set_ylabel("reported rupture (answer code)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         ax.set_ylabel("score" if not scale else f"score ({scale})")
     return ax
+
+
+def _label_rows(ax: Any, episodes: pd.DataFrame, x: np.ndarray, last: Any) -> list[int]:
+    """Row (0 = top) of each episode's label, so that neighbouring labels do not overlap.
+
+    A label goes on the first row where it clears the labels already placed
+    there; its width is estimated from its length (8-point characters about
+    0.6 of their height wide) and the Axes' width, in sessions.
+    """
+    if episodes.empty:
+        return []
+    fig = ax.figure
+    inches = max(ax.get_position().width * fig.get_figwidth(), 0.5)
+    span = (float(x.max() - x.min()) if x.size else 0.0) + 0.8 + 1.0
+    per_char = span * (8 * 0.6 / 72) / inches
+    ends: list[float] = []  # right edge of the last label on each row
+    rows = []
+    for ep in episodes.itertuples(index=False):
+        stop = ep.end if ep.status == "repaired" else last
+        centre, half = (ep.start + stop) / 2, per_char * len(f"{ep.episode} {ep.status}") / 2
+        row = next((k for k, end in enumerate(ends) if centre - half > end), len(ends))
+        if row == len(ends):
+            ends.append(centre + half)
+        else:
+            ends[row] = centre + half
+        rows.append(row)
+    return rows
 
 
 def _reads(result: Detection) -> str:
@@ -297,6 +330,7 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
         axes[0].annotate(f"{k}", xy=(bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
                          va="bottom", fontsize=8)
     axes[0].set_xticks(range(len(PATTERNS)), [p.replace("_", " ") for p in PATTERNS])
+    axes[0].set_ylim(0, max(float(counts.max()) / total, 0.05) * 1.12)  # room for the counts
     axes[0].set_ylabel(f"share of {total} analysed clients")
     axes[0].set_title("Client patterns")
 
@@ -307,6 +341,7 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
         edges = np.histogram_bin_edges(every, bins=min(20, max(5, int(np.sqrt(every.size)))))
         if measure == "intensity":  # answer codes: one bar per code
             edges = np.arange(np.floor(every.min()) - 0.5, np.ceil(every.max()) + 1.0)
+            axes[1].set_xticks(edges[:-1] + 0.5)
         axes[1].hist(groups, bins=edges, stacked=True, color=[COLORS["repaired"], COLORS["unresolved"]],
                      label=[f"repaired ({groups[0].size})", f"unresolved ({groups[1].size})"])
     axes[1].set_xlabel("depth (score units)" if measure == "depth" else "reported intensity")
@@ -315,9 +350,10 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
 
     for ax in axes[1:]:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[1].set_title("Episode depth")
+    axes[1].set_title("Episode depth" if measure == "depth" else "Reported intensity")
     if len(e):
-        axes[1].legend(fontsize=8)
+        axes[1].set_ylim(top=axes[1].get_ylim()[1] * 1.3)  # headroom for the legend
+        axes[1].legend(fontsize=8, loc="upper right")
 
     table = pd.crosstab(e["phase"].astype(str), e["status"].astype(str)).reindex(
         index=list(PHASES), columns=["repaired", "unresolved"], fill_value=0)
@@ -328,6 +364,7 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
     axes[2].set_xticks(range(len(PHASES)), list(PHASES))
     axes[2].set_ylabel("episodes")
     axes[2].set_title("Onset phase")
-    axes[2].legend(fontsize=8)
+    axes[2].set_ylim(0, max(float(bottom.max()), 1.0) * 1.3)
+    axes[2].legend(fontsize=8, loc="upper right")
     axes[0].figure.tight_layout()
     return axes

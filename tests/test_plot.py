@@ -63,6 +63,26 @@ def test_trajectory_draws_scores_episodes_and_troughs(res):
     assert legend == ["score", "across a missed session", "pre-rupture level", "trough"]
 
 
+def test_labels_of_neighbouring_episodes_do_not_overlap():
+    # two Vs, at sessions 4 and 7 (each back at the next session): label centres 4.5 and 7.5, three
+    # sessions apart; each label "k repaired" is 10 characters
+    data = pd.DataFrame({"client": 1, "session": range(1, 10), "score": [50, 50, 50, 38, 50, 50, 38, 50, 50]})
+    res = at.detect(data, rule="vshape", pooled_sd=1.0)
+    assert res.episodes[["start", "end"]].values.tolist() == [[4, 5], [7, 8]]
+
+    def label_heights(width):
+        fig, ax = plt.subplots(figsize=(width, 3))
+        at.plot.trajectory(res, 1, ax=ax)
+        return [t.xy[1] for t in ax.texts]
+
+    # estimate: the x axis shows 8 + 1.8 sessions over 0.775 x width inches (matplotlib's default
+    # margins), a character is 8 pt x 0.6 = 4.8/72 inch wide, so a label is
+    # 10 x 9.8 x (4.8 / 72) / (0.775 x width) sessions wide: 8.43 / width
+    # width 7 in: 1.2 sessions < 3 apart, one row; width 2.5 in: 3.37 > 3, the second label drops a row
+    assert label_heights(7) == [0.98, 0.98]
+    assert label_heights(2.5) == pytest.approx([0.98, 0.89])
+
+
 def test_absent_session_numbers_break_the_line():
     # session 3 is not in the data at all (not a row with a missing score): the solid line is cut
     # between 2 and 4 by an inserted NaN, the dotted line joins them
@@ -123,6 +143,10 @@ def test_psq_results_need_a_rater():
     ax = at.plot.trajectory(res, 1, rater="therapist")
     assert ax.get_title().endswith(", therapist")
     assert ax.get_ylabel() == "reported rupture (answer code)"
+    # a self-reported episode's marked session is its most intense report, not a trough
+    client = res.episodes.loc[res.episodes["rater"] == "patient", "client"].iloc[0]
+    ax = at.plot.trajectory(res, client, rater="patient")
+    assert "most intense report" in [t.get_text() for t in ax.get_legend().get_texts()]
     at.plot.overview(res.for_rater("patient"))
 
 
