@@ -243,8 +243,12 @@ def _detect(args, argv) -> int:
     )
     if not args.quiet:
         c = manifest["counts"]
+        who = f"{c['clients']} clients ({c['included']} analysed)"
+        if "raters" in c:
+            who = (f"{c['clients']} clients x {len(c['raters'])} raters = {c['client_rater_rows']} client-rater "
+                   f"courses ({c['included']} analysed)")
         print(
-            f"{manifest['rule']}: {c['clients']} clients ({c['included']} analysed), {c['episodes']} episodes "
+            f"{manifest['rule']}: {who}, {c['episodes']} episodes "
             f"({c['repaired']} repaired, {c['unresolved']} unresolved); patterns "
             + ", ".join(f"{k} {v}" for k, v in c["patterns"].items())
         )

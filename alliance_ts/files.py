@@ -247,7 +247,7 @@ def _counts(res: Detection) -> dict[str, Any]:
     c = res.clients
     e = res.episodes
     patterns = c["pattern"].value_counts().reindex(list(PATTERNS), fill_value=0)
-    return {
+    counts = {
         "rows": int(len(res.sessions)),
         "clients": int(len(c)),
         "included": int(c["included"].sum()),
@@ -257,6 +257,11 @@ def _counts(res: Detection) -> dict[str, Any]:
         "unresolved": int((e["status"] == "unresolved").sum()),
         "patterns": {k: int(v) for k, v in patterns.items()},
     }
+    if "rater" in c.columns:  # psq: one clients row per client and rater; the counts above are of those rows
+        counts["clients"] = int(c["client"].nunique())
+        counts["client_rater_rows"] = int(len(c))
+        counts["raters"] = {str(r): int(n) for r, n in c["rater"].value_counts(sort=False).items()}
+    return counts
 
 
 class _Appender:

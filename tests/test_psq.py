@@ -140,3 +140,31 @@ def test_simulated_questionnaires_find_planted_ruptures():
     # .6 (therapist): nearly every episode has at least one reported session
     assert patient.recall > 0.85 and therapist.recall > 0.7
     assert patient.recall > therapist.recall
+
+
+def test_command_counts_clients_and_raters(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # two clients x two raters; only client 2's patient reports a rupture (4 >= 3 at session 2,
+    # gone at session 3 -> repaired): 4 client-rater courses, 1 episode
+    rows = []
+    for client in (1, 2):
+        for rater in ("patient", "therapist"):
+            hit = client == 2 and rater == "patient"
+            rows.append(answers([1, 4 if hit else 1, 1], client=client).assign(rater=rater))
+    pd.concat(rows).to_csv(tmp_path / "psq.csv", index=False)
+    script = Path(sys.executable).parent / "alliance-ts"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "alliance_ts"]
+    done = subprocess.run(command + ["detect", "psq.csv", "--out", "out", "--rule", "psq", "--param", "rater=rater",
+                                     "--quiet"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    counts = json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]
+    assert (counts["clients"], counts["client_rater_rows"], counts["raters"]) == (2, 4, {"patient": 2, "therapist": 2})
+    assert (counts["episodes"], counts["repaired"], counts["patterns"]["repaired"]) == (1, 1, 1)
+    done = subprocess.run(command + ["detect", "psq.csv", "--out", "out2", "--rule", "psq", "--param", "rater=rater"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.stdout.startswith("psq: 2 clients x 2 raters = 4 client-rater courses (4 analysed), 1 episodes")
