@@ -300,7 +300,12 @@ def _plot(args, argv) -> int:
         plt.close(fig)
 
     save(plot.overview(res)[0].figure, "overview.png")
-    save(plot.panel(res, n=args.n)[0, 0].figure, "clients.png")
+    if res.clients["included"].any():
+        save(plot.panel(res, n=args.n)[0, 0].figure, "clients.png")
+    else:
+        reasons = res.clients["reason"].value_counts()
+        print("no client could be analysed, so clients.png is not drawn: "
+              + "; ".join(f"{n} x {reason}" for reason, n in reasons.items()))
     for given in args.clients:
         ax = plot.trajectory(res, ids[given])
         ax.figure.tight_layout()

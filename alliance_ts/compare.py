@@ -122,7 +122,9 @@ def agreement(
     -----
     Only units present in both results are compared, and at client level
     only clients analysed by both (``included``); the others are counted in
-    ``n_only_a`` / ``n_only_b``. Kappa is computed by
+    ``n_only_a`` / ``n_only_b``; two labelings without a unit in common
+    are an error (usually different clients, or ids of different types).
+    Kappa is computed by
     :func:`sklearn.metrics.cohen_kappa_score` over every category of
     ``what`` (Cohen, 1960).
 
@@ -167,10 +169,27 @@ def agreement(
     cats = WHAT[level][what]
     ua = _units(tables_a, level, what, keys)
     ub = _units(tables_b, level, what, keys)
+    kinds = {k: ("numbers" if pd.api.types.is_numeric_dtype(ua[k]) else "text",
+                 "numbers" if pd.api.types.is_numeric_dtype(ub[k]) else "text") for k in keys}
+    mixed = [f"{k} ids are {ka} in a and {kb} in b" for k, (ka, kb) in kinds.items() if ka != kb]
+    if mixed:
+        raise InvalidInputError([Problem("parameters 'a', 'b'", "; ".join(mixed) + " (e.g. 7 vs '7'): label both "
+                                         "from tables with the same id type")], "alliance_ts.agreement()")
     merged = ua.merge(ub, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
     both = merged["_merge"] == "both"
     n_only_a = int((merged["_merge"] == "left_only").sum())
     n_only_b = int((merged["_merge"] == "right_only").sum())
+    if not both.any() and n_only_a and n_only_b:
+        def first(side: str) -> str:
+            rows = merged.loc[merged["_merge"] == side, keys].head(3)
+            return ", ".join("(" + ", ".join(f"{k} {v!r}" for k, v in zip(keys, row)) + ")"
+                             for row in rows.itertuples(index=False))
+
+        raise InvalidInputError([Problem(
+            "parameters 'a', 'b'",
+            f"no {'session' if level == 'session' else 'client'} is in both labelings ({n_only_a} only in a, e.g. "
+            f"{first('left_only')}; {n_only_b} only in b, e.g. {first('right_only')}); compare labelings of the "
+            "same clients, with ids of the same type")], "alliance_ts.agreement()")
     units = merged.loc[both, keys + ["value_a", "value_b"]].rename(columns={"value_a": "a", "value_b": "b"})
     units = units.reset_index(drop=True)
     x, y = units["a"].astype(str).to_numpy(), units["b"].astype(str).to_numpy()

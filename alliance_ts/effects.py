@@ -34,6 +34,7 @@ A meta-analysis. *Psychotherapy*, 55(4), 508-519.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import InvalidInputError, Problem
+from .errors import AllianceWarning, InvalidInputError, Problem
 from .result import PHASES, Detection
 
 __all__ = ["CONTRASTS", "d_to_r", "fisher_ci", "outcome_association", "r_to_d"]
@@ -152,7 +153,11 @@ def outcome_association(
     outcomes : pandas.DataFrame
         One row per client with the client id and the outcome (for example
         pre-post improvement); clients of ``result`` without an outcome are
-        counted in ``n_no_outcome``, never silently dropped.
+        counted in ``n_no_outcome``, never silently dropped. Outcome rows of
+        clients that are not in ``result`` are not used, and an
+        :class:`~alliance_ts.AllianceWarning` says how many; outcomes that
+        match no analysed client at all (an empty table, a column of missing
+        values, ids of another type) are an error.
     outcome : str
         The outcome column.
     client : str, default "client"
@@ -251,6 +256,7 @@ def outcome_association(
     clients = result.clients[result.clients["included"]]
     ids = clients["client"].to_numpy()
     values = y.reindex(ids).to_numpy(dtype=float)
+    _check_matches(y, result.clients["client"], ids, values, client, outcome)
     episodes = result.episodes
     rows = []
     for phase in ("all", *PHASES) if by_phase else ("all",):
@@ -290,6 +296,31 @@ def _outcome_series(outcomes: pd.DataFrame, client: str, outcome: str) -> pd.Ser
     if problems:
         raise InvalidInputError(problems, "alliance_ts.effects.outcome_association()")
     return pd.Series(values.to_numpy(dtype=float), index=pd.Index(ids))
+
+
+def _check_matches(y: pd.Series, all_ids: pd.Series, ids: np.ndarray, values: np.ndarray, client: str,
+                   outcome: str) -> None:
+    """Refuse outcomes that match no analysed client; warn about outcome rows of unknown clients."""
+    where = "alliance_ts.effects.outcome_association()"
+    if len(ids) and not np.isfinite(values).any():
+        if y.empty:
+            detail = "the outcomes table has no rows"
+        elif not np.isfinite(y.to_numpy()).any():
+            detail = f"every value of column {outcome!r} is missing"
+        else:
+            detail = (f"no analysed client of the result has an outcome: outcome ids e.g. {_first(y.index)}, "
+                      f"result ids e.g. {_first(ids)} (are the ids of the same type, e.g. 7 vs '7'?)")
+        raise InvalidInputError([Problem(f"column {client!r}" if not y.empty else "parameter 'outcomes'", detail)],
+                                where)
+    unknown = ~y.index.isin(pd.Index(all_ids))
+    if unknown.any():
+        examples = _first(y.index[unknown], 5)
+        warnings.warn(f"{where}: {int(unknown.sum())} of {len(y)} outcome rows name a client that is not in the "
+                      f"result and are not used; e.g. {examples}", AllianceWarning, stacklevel=3)
+
+
+def _first(values: Any, k: int = 3) -> str:
+    return ", ".join(repr(v) for v in pd.Index(values)[:k].tolist())  # Python scalars: 7, not np.int64(7)
 
 
 def _two_groups(contrast, phase, name1, name2, y1, y2, level) -> dict[str, Any]:

@@ -251,7 +251,10 @@ def panel(
     if clients is None:
         clients = _pick(result, n, rater, rng)
     clients = list(clients)
-    rows = max(1, -(-len(clients) // ncols))
+    if not clients:
+        raise InvalidInputError([Problem("parameter 'clients'", "no clients to show (the list is empty, or the "
+                                         "result has no analysed client)")], "alliance_ts.plot.panel()")
+    rows = -(-len(clients) // ncols)
     fig, axes = plt.subplots(rows, ncols, figsize=(4.2 * ncols, 2.9 * rows), squeeze=False)
     for k, ax in enumerate(axes.flat):
         if k < len(clients):

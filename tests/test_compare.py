@@ -109,3 +109,19 @@ def test_bad_arguments():
     assert len(info.value.problems) == 2
     with pytest.raises(InvalidInputError, match="rater"):
         at.agreement(A)
+
+
+def test_labelings_of_different_clients_or_id_types_are_refused():
+    def one(client):
+        data = pd.DataFrame({"client": [client] * 4, "session": [1, 2, 3, 4], "score": [50.0, 40, 50, 50]})
+        return at.detect(data, rule="vshape", pooled_sd=1.0)
+
+    with pytest.raises(InvalidInputError, match="client ids are numbers in a and text in b"):
+        at.agreement(one(1), one("1"))
+    # client 1 vs client 2: 4 sessions only in a, 4 only in b, nothing to compare
+    with pytest.raises(InvalidInputError, match=r"no session is in both labelings \(4 only in a, e.g. "
+                                                r"\(client 1, session 1\), .*4 only in b, e.g. \(client 2, session 1\)"):
+        at.agreement(one(1), one(2))
+    with pytest.raises(InvalidInputError, match=r"no client is in both labelings \(1 only in a, e.g. \(client 1\); "
+                                                r"1 only in b, e.g. \(client 2\)\)"):
+        at.agreement(one(1), one(2), level="client")

@@ -142,3 +142,30 @@ def test_simulated_effects_are_recovered_from_the_truth_in_a_large_trial():
     assert rep.mean() - unr.mean() == pytest.approx(0.62, abs=0.12)
     assert rep.mean() - none.mean() == pytest.approx(0.50, abs=0.08)
     assert c["outcome"].std() == pytest.approx(1.0, abs=0.05)
+
+
+def test_outcomes_that_match_nothing_or_name_unknown_clients():
+    import warnings as w
+
+    from alliance_ts import AllianceWarning
+    from alliance_ts.errors import InvalidInputError
+
+    # three analysed clients 1..3 (flat courses, no episodes)
+    res = at.detect(pd.DataFrame({"client": [1] * 3 + [2] * 3 + [3] * 3, "session": [1, 2, 3] * 3,
+                                  "score": [50.0, 51, 50] * 3}), rule="vshape", pooled_sd=1.0)
+    good = pd.DataFrame({"client": [1, 2, 3], "outcome": [1.0, 2.0, 3.0]})
+    for outcomes, message in [
+        (good.iloc[:0], "the outcomes table has no rows"),
+        (good.assign(outcome=np.nan), "every value of column 'outcome' is missing"),
+        (good.assign(client=good["client"].astype(str)), "outcome ids e.g. '1', '2', '3', result ids e.g. 1, 2, 3"),
+    ]:
+        with pytest.raises(InvalidInputError, match=message):
+            outcome_association(res, outcomes, outcome="outcome")
+    # two outcome rows of clients 8 and 9 that the result does not have: used for nothing, and said so
+    extra = pd.concat([good, pd.DataFrame({"client": [8, 9], "outcome": [0.0, 0.0]})])
+    with pytest.warns(AllianceWarning, match=r"2 of 5 outcome rows name a client that is not in the result .* e.g. 8, 9"):
+        table = outcome_association(res, extra, outcome="outcome", contrast="n_repairs", by_phase=False)
+    assert table["n"].tolist() == [3] and table["n_no_outcome"].tolist() == [0]
+    with w.catch_warnings():
+        w.simplefilter("error")
+        outcome_association(res, good, outcome="outcome", contrast="n_repairs", by_phase=False)

@@ -151,6 +151,8 @@ def test_psq_results_need_a_rater():
 
 
 def test_unknown_client_and_wrong_input(res):
+    with pytest.raises(InvalidInputError, match="no clients to show"):
+        at.plot.panel(res, [])
     with pytest.raises(InvalidInputError, match="no client 99"):
         at.plot.trajectory(res, 99)
     with pytest.raises(InvalidInputError, match="expected a Detection"):
@@ -181,3 +183,15 @@ def test_plot_command(tmp_path):
     done = subprocess.run(command + ["plot", "d.csv", "--out", "figs", "--clients", "7"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (2, "alliance-ts: error: --clients: no client '7' in the file\n")
+
+
+def test_plot_command_when_no_client_can_be_analysed(tmp_path):
+    # one client with 2 sessions (< min_sessions = 3): the overview is drawn, the panel cannot be
+    pd.DataFrame({"client": [1, 1], "session": [1, 2], "score": [50, 40]}).to_csv(tmp_path / "d.csv", index=False)
+    script = Path(sys.executable).parent / "alliance-ts"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "alliance_ts"]
+    done = subprocess.run(command + ["plot", "d.csv", "--out", "figs"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == ("no client could be analysed, so clients.png is not drawn: "
+                                           "1 x fewer than 3 observed scores (2)")
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["overview.png"]
