@@ -23,8 +23,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m alliance_ts.demo --out demo_output
 
+# `make test`: the linter (ruff), the type checker (mypy) and the whole test suite
+# (unit, property-based, command line, Dask local cluster), two processes at a time.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m ruff check alliance_ts tests benchmarks docs
+	$(PY) -m mypy
+	$(PY) -m pytest -n auto
 
 bench: $(STAMP)
 	$(PY) benchmarks/accuracy.py
@@ -42,4 +46,4 @@ figures: $(STAMP)
 	$(PY) docs/readme_figure.py
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache .hypothesis docs/_build docs/generated
+	rm -rf $(VENV) demo_output .pytest_cache .hypothesis .mypy_cache .ruff_cache docs/_build docs/generated

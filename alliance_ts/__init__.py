@@ -15,8 +15,8 @@ from . import effects, plot
 from ._version import __version__
 from .compare import Agreement, agreement
 from .detect import detect
-from .evaluate import Evaluation, evaluate
 from .errors import AllianceError, AllianceWarning, InvalidInputError, Problem, RuleError, UnknownRuleError
+from .evaluate import Evaluation, evaluate
 from .input import to_long
 from .result import Detection
 from .rules import DEFAULT_RULE, Rule, list_rules, register_preset, register_rule, unregister_rule

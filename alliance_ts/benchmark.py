@@ -46,10 +46,14 @@ SCENARIOS: dict[str, Scenario] = {
     for s in [
         Scenario("clear_v", "one-session V, 5-8 noise SD deep", dict(kinds={"v": 1}, depth=(5, 8))),
         Scenario("subtle_v", "one-session V, 2-3 noise SD deep", dict(kinds={"v": 1}, depth=(2, 3))),
-        Scenario("multi_decline", "decline over 2-4 sessions, sudden repair, 4-7 SD", dict(kinds={"multi": 1}, depth=(4, 7))),
-        Scenario("gradual_repair", "one-session drop, repair over 2-4 sessions, 4-7 SD", dict(kinds={"gradual": 1}, depth=(4, 7))),
-        Scenario("sustained", "drop that never recovers (unresolved), 4-7 SD", dict(kinds={"sustained": 1}, depth=(4, 7))),
-        Scenario("several", "2-3 episodes in one course, 4-7 SD", dict(kinds={"several": 1}, depth=(4, 7), n_sessions=(14, 30))),
+        Scenario("multi_decline", "decline over 2-4 sessions, sudden repair, 4-7 SD",
+                 dict(kinds={"multi": 1}, depth=(4, 7))),
+        Scenario("gradual_repair", "one-session drop, repair over 2-4 sessions, 4-7 SD",
+                 dict(kinds={"gradual": 1}, depth=(4, 7))),
+        Scenario("sustained", "drop that never recovers (unresolved), 4-7 SD",
+                 dict(kinds={"sustained": 1}, depth=(4, 7))),
+        Scenario("several", "2-3 episodes in one course, 4-7 SD", dict(kinds={"several": 1}, depth=(4, 7),
+                                                                       n_sessions=(14, 30))),
         Scenario("mixed", "every kind, 3-6 SD (the default simulation)", dict(kinds=_MIXED, depth=(3, 6))),
         Scenario("ceiling_srs", "SRS totals near the 40-point ceiling, every kind, 3-6 SD",
                  dict(scale="srs", baseline=0.9, baseline_sd=0.05, kinds=_MIXED, depth=(3, 6))),
@@ -75,7 +79,8 @@ def rule_settings(rules: Iterable[str] | None = None) -> dict[str, dict[str, Any
     """
     table = list_rules()
     names = list(table.loc[table["input"] == "scores", "name"]) if rules is None else list(rules)
-    settings = {name: ({"reliability": 0.9} if name == "sudden_loss" else {}) for name in names}
+    settings: dict[str, dict[str, Any]] = {
+        name: ({"reliability": 0.9} if name == "sudden_loss" else {}) for name in names}
     if rules is None:
         # the calibrated change-point penalty is an option worth measuring too
         settings["changepoint_calibrated"] = {"rule": "changepoint", "penalty": "calibrated"}
@@ -136,7 +141,7 @@ def run_accuracy(
                 m = evaluate(res, sim, margin=margin)
                 row = {"scenario": name, "seed": seed, "rule": rule,
                        "params": ", ".join(f"{k}={v!r}" for k, v in kwargs.items())}
-                row.update(m.to_series().to_dict())
+                row.update({str(k): v for k, v in m.to_series().to_dict().items()})
                 row["seconds"] = seconds
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -161,7 +166,7 @@ def markdown(df: pd.DataFrame, seeds, n_clients: int, seconds: float) -> str:
                 continue
             cells = []
             top = row.max() if best == "max" else row.min()
-            for r, v in row.items():
+            for _r, v in row.items():
                 text = "-" if pd.isna(v) else fmt.format(v)
                 if not pd.isna(v) and np.isclose(v, top):
                     text = f"**{text}**"

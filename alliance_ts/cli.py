@@ -7,9 +7,10 @@ its truth) and ``bench`` (the accuracy benchmark). Every subcommand has
 ``--help`` with examples.
 
 Mistakes in the command or the data exit with status 2 and one line per
-problem on standard error, never a traceback; an interrupted run leaves no
-half-written output file (every file is written under a temporary name and
-renamed when complete).
+problem on standard error, never a traceback. Every command writes its output
+folder whole or not at all (:mod:`alliance_ts.output`): an interrupted run
+(Ctrl-C, SIGTERM; exit status 130 or 143) leaves the previous outputs as they
+were and no temporary file.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from ._version import __version__
 from .errors import AllianceError, InvalidInputError, Problem
+from .params import parse_text
 
 __all__ = ["main", "parse_value"]
 
@@ -38,40 +39,26 @@ examples:
   alliance-ts detect wide.xlsx --out labels --wide --client id      (columns wai_s1, wai_s2, ...)
   alliance-ts detect trial.parquet --out labels --dask local --workers 2
   alliance-ts detect '/shared/trial/*.parquet' --out labels --dask tcp://scheduler:8786
+  alliance-ts detect export.csv --out labels --sep ';' --decimal , --encoding cp1252
 
 outputs (in --out): episodes.<fmt>, sessions.<fmt>, clients.<fmt>, manifest.json
 (the rule, every parameter, the library version, the input file's SHA-256 and counts).
+--out is created, or replaced as a whole when it holds an earlier output of alliance-ts;
+a folder with other files is refused. Client ids are read as written ("007" stays 007).
+In CSV outputs, text cells starting with = + - @ (formulas in a spreadsheet) get a
+leading apostrophe unless --keep-formulas is given.
 """
 
 
 def parse_value(text: str) -> Any:
-    """Turn a ``--param`` value into a Python value.
-
-    ``None``/``null`` -> None, ``true``/``false`` -> bool, numbers -> int or
-    float, comma-separated numbers -> tuple, anything else -> str.
+    """Turn a value of unknown kind into a Python value (see :func:`alliance_ts.params.parse_text`).
 
     Examples
     --------
     >>> [parse_value(v) for v in ("2", "2.5", "client", "none", "True", "1.5,0.3")]
     [2, 2.5, 'client', None, True, (1.5, 0.3)]
     """
-    low = text.strip().lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    if "," in text:
-        parts = [p.strip() for p in text.split(",")]
-        try:
-            return tuple(float(p) for p in parts)
-        except ValueError:
-            return text
-    return text
+    return parse_text(text)
 
 
 def _scale(text: str | None) -> Any:
@@ -82,14 +69,26 @@ def _scale(text: str | None) -> Any:
     return text
 
 
-def _params(items: list[str]) -> tuple[dict[str, Any], list[Problem]]:
+def _params(items: list[str], rule: str | None = None) -> tuple[dict[str, Any], list[Problem]]:
+    """``--param NAME=VALUE`` items parsed by each parameter's declared kind (see :mod:`alliance_ts.params`)."""
+    from .params import parameters
+    from .rules import DEFAULT_RULE
+    from .rules._base import _REGISTRY
+
+    spec = _REGISTRY.get(rule if rule is not None else DEFAULT_RULE)
+    declared = {p.name: p for p in parameters(spec.cls)} if spec is not None else {}
     params, problems = {}, []
     for item in items or []:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             problems.append(Problem("--param", f"expected NAME=VALUE, got {item!r}"))
             continue
-        params[name.strip()] = parse_value(value.strip())
+        if name in params:
+            problems.append(Problem("--param", f"{name!r} is given twice"))
+            continue
+        param = declared.get(name)
+        params[name] = param.parse(value) if param is not None else parse_value(value.strip())
     return params, problems
 
 
@@ -103,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser(
-        "detect", help="label a data file", description="Label every client of a data file and write the result tables.",
+        "detect", help="label a data file",
+        description="Label every client of a data file and write the result tables.",
         epilog=DETECT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("input", help="CSV, Parquet, Excel (.xlsx), SPSS (.sav) or Stata (.dta) file")
@@ -115,21 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--session", default="session", help="session number column (default: session)")
     d.add_argument("--score", default="score", help="score column (default: score)")
     d.add_argument("--scale", default=None, help="instrument id (see 'alliance-ts scales') or LOW,HIGH")
-    d.add_argument("--min-sessions", type=int, default=3, help="fewest observed scores to analyse a client (default: 3)")
+    d.add_argument("--min-sessions", type=int, default=3,
+                   help="fewest observed scores to analyse a client (default: 3)")
     d.add_argument("--format", default="csv", choices=["csv", "parquet"], help="output format (default: csv)")
     d.add_argument("--input-format", default=None, choices=["csv", "parquet", "excel", "spss", "stata"],
                    help="input format (default: from the extension)")
     d.add_argument("--sep", default=None, help="CSV delimiter (default: detected)")
+    d.add_argument("--encoding", default="utf-8-sig",
+                   help="CSV text encoding (default: UTF-8; Excel on Windows often writes cp1252)")
+    d.add_argument("--decimal", default=".", help="CSV decimal mark (default: '.'; ',' for 4,5)")
     d.add_argument("--sheet", default=None, help="Excel sheet name or number (default: the first)")
     d.add_argument("--wide", action="store_true",
                    help="one row per client and one column per session (numbers at the end of the column names)")
     d.add_argument("--stream", action="store_true",
-                   help="read a CSV or Parquet file in pieces of whole clients (bounded memory; rows of a client must be together)")
+                   help="read a CSV or Parquet file in pieces of whole clients (bounded memory; rows of a client "
+                        "must be together)")
     d.add_argument("--chunk-rows", type=int, default=500_000, help="rows per piece with --stream (default: 500000)")
     d.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="label on a Dask cluster: 'local' (this machine) or a scheduler address such as "
-                        "tcp://scheduler:8786; INPUT may then be a folder or glob of Parquet/CSV files on shared storage")
+                        "tcp://scheduler:8786; INPUT may then be a folder or glob of Parquet/CSV files on shared "
+                        "storage")
     d.add_argument("--workers", type=int, default=None, help="worker processes of --dask local (default: one per core)")
+    d.add_argument("--keep-formulas", action="store_true",
+                   help="write text cells starting with = + - @ verbatim in CSV outputs (default: a leading "
+                        "apostrophe stops spreadsheets running them as formulas)")
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     pl = sub.add_parser(
@@ -154,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--min-sessions", type=int, default=3)
     pl.add_argument("--input-format", default=None, choices=["csv", "parquet", "excel", "spss", "stata"])
     pl.add_argument("--sep", default=None, help="CSV delimiter (default: detected)")
+    pl.add_argument("--encoding", default="utf-8-sig", help="CSV text encoding (default: UTF-8)")
+    pl.add_argument("--decimal", default=".", help="CSV decimal mark (default: '.')")
     pl.add_argument("--sheet", default=None, help="Excel sheet name or number")
     pl.add_argument("--clients", nargs="+", default=[], metavar="ID", help="also draw these clients one by one")
     pl.add_argument("--n", type=int, default=9, help="clients in the panel (default: 9)")
@@ -184,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="run the accuracy benchmark",
         description="Run every rule on the simulated scenario grid; write CSV, Markdown and plots.",
-        epilog="examples:\n  alliance-ts bench --out bench\n  alliance-ts bench --out bench --seeds 1 2 --clients 200 --scenarios clear_v no_ruptures",
+        epilog="examples:\n  alliance-ts bench --out bench\n"
+               "  alliance-ts bench --out bench --seeds 1 2 --clients 200 --scenarios clear_v no_ruptures",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("--out", required=True, help="output folder")
@@ -203,6 +215,9 @@ def _fail(problems: list[Problem] | list[str], stream=None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 mistakes, 1 failures, 130 interrupted)."""
+    from .output import Terminated, raise_on_sigterm
+
+    raise_on_sigterm()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -216,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(err.problems)
     except AllianceError as err:
         return _fail([str(err)])
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output file was left half-written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        out = getattr(args, "out", None)
+        where = f" in {out!r}" if out else ""
+        print(f"{PROG}: {'terminated' if isinstance(err, Terminated) else 'interrupted'}; nothing was "
+              f"written{where} (an earlier output there is unchanged)", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
     except MemoryError:
         return _fail(["out of memory: try --stream (CSV or Parquet input)"])
     except Exception as err:  # an unexpected failure: one line, not a traceback
@@ -229,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 def _detect(args, argv) -> int:
     from .files import detect_file
 
-    params, problems = _params(args.param)
+    params, problems = _params(args.param, args.rule)
     if problems:
         return _fail(problems)
     sheet = parse_value(args.sheet) if args.sheet is not None else None
@@ -238,8 +256,10 @@ def _detect(args, argv) -> int:
     manifest = detect_file(
         args.input, args.out, rule=args.rule, params=params, client=args.client, session=args.session,
         score=args.score, scale=_scale(args.scale), min_sessions=args.min_sessions, in_format=args.input_format,
-        out_format=args.format, sheet=sheet, sep=args.sep, wide=wide, stream=args.stream,
-        chunk_rows=args.chunk_rows, progress=not args.quiet, dask=args.dask, workers=args.workers, command=[PROG] + list(argv if argv is not None else sys.argv[1:]),
+        out_format=args.format, sheet=sheet, sep=args.sep, encoding=args.encoding, decimal=args.decimal, wide=wide,
+        stream=args.stream, chunk_rows=args.chunk_rows, progress=not args.quiet, dask=args.dask,
+        workers=args.workers, escape_formulas=not args.keep_formulas,
+        command=[PROG] + list(argv if argv is not None else sys.argv[1:]),
     )
     if not args.quiet:
         c = manifest["counts"]
@@ -252,7 +272,8 @@ def _detect(args, argv) -> int:
             f"({c['repaired']} repaired, {c['unresolved']} unresolved); patterns "
             + ", ".join(f"{k} {v}" for k, v in c["patterns"].items())
         )
-        print(f"wrote {', '.join(manifest['outputs'])} and manifest.json to {args.out} in {time.perf_counter() - t0:.1f} s")
+        seconds = time.perf_counter() - t0
+        print(f"wrote {', '.join(manifest['outputs'])} and manifest.json to {args.out} in {seconds:.1f} s")
     return 0
 
 
@@ -260,7 +281,7 @@ def _plot(args, argv) -> int:
     from .detect import detect
     from .io import read_table
 
-    params, problems = _params(args.param)
+    params, problems = _params(args.param, args.rule)
     if args.n < 1:
         problems.append(Problem("--n", f"must be at least 1, got {args.n}"))
     if problems:
@@ -273,12 +294,21 @@ def _plot(args, argv) -> int:
     except ImportError:
         return _fail(["plots need matplotlib: pip install 'alliance_ts[plot]'"])
     from . import plot
-    from .io import write_atomic
+    from .io import check_readable
+    from .output import OutputFolder
 
-    frame, _ = read_table(args.input, format=args.input_format, sep=args.sep,
-                          sheet=parse_value(args.sheet) if args.sheet is not None else None)
-    res = detect(frame, args.rule, client=args.client, session=args.session, score=args.score,
-                 scale=_scale(args.scale), min_sessions=args.min_sessions, **params)
+    check_readable(args.input)
+    folder = OutputFolder(args.out, inputs=[args.input])
+    text = tuple(c for c in (args.client, params.get("rater")) if isinstance(c, str))
+    with folder:
+        frame, _ = read_table(args.input, format=args.input_format, sep=args.sep, text=text, encoding=args.encoding,
+                              decimal=args.decimal, sheet=parse_value(args.sheet) if args.sheet is not None else None)
+        res = detect(frame, args.rule, client=args.client, session=args.session, score=args.score,
+                     scale=_scale(args.scale), min_sessions=args.min_sessions, **params)
+        return _draw(args, res, folder, plot, plt)
+
+
+def _draw(args, res, folder, plot, plt) -> int:
     rater = args.rater
     if "rater" in res.clients.columns:
         raters = {str(r): r for r in dict.fromkeys(res.clients["rater"])}
@@ -289,13 +319,10 @@ def _plot(args, argv) -> int:
     unknown = [c for c in args.clients if c not in ids]
     if unknown:
         return _fail([f"--clients: no client {', '.join(map(repr, unknown))} in the file"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[str] = []
 
     def save(fig, name):
-        with write_atomic(out / name) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(folder.path(name), dpi=110, format="png")
         written.append(name)
         plt.close(fig)
 
@@ -310,8 +337,16 @@ def _plot(args, argv) -> int:
         ax = plot.trajectory(res, ids[given])
         ax.figure.tight_layout()
         save(ax.figure, f"client_{_safe_name(given)}.png")
-    print(f"wrote {', '.join(written)} to {out}")
+    folder.commit({"alliance_ts": __version__, "command": [PROG, *sys.argv[1:]], "rule": res.rule,
+                   "params": _json(res.params), "outputs": written})
+    print(f"wrote {', '.join(written)} to {args.out}")
     return 0
+
+
+def _json(value: Any) -> Any:
+    from .files import json_safe
+
+    return json_safe(value)
 
 
 def _safe_name(text: str) -> str:
@@ -341,20 +376,24 @@ def _scales(args, argv) -> int:
 
 def _simulate(args, argv) -> int:
     from .files import json_safe
-    from .io import write_atomic, write_table
+    from .io import write_table
+    from .output import OutputFolder
     from .simulate import simulate
 
     params, problems = _params(args.param)
     if problems:
         return _fail(problems)
-    sim = simulate(args.clients, rng=args.seed, scale=_scale(args.scale), **params)
-    out = Path(args.out)
-    write_table(sim.scores, out / f"scores.{args.format}", args.format)
-    write_table(sim.truth, out / f"truth.{args.format}", args.format)
-    write_table(sim.clients, out / f"clients.{args.format}", args.format)
-    with write_atomic(out / "simulation.json") as tmp:
-        tmp.write_text(json.dumps(json_safe({"alliance_ts": __version__, "seed": args.seed, **sim.params}), indent=2) + "\n")
-    print(f"wrote scores, truth and clients ({len(sim.scores)} scores, {len(sim.truth)} planted episodes) to {out}")
+    with OutputFolder(args.out) as folder:
+        sim = simulate(args.clients, rng=args.seed, scale=_scale(args.scale), **params)
+        write_table(sim.scores, folder.path(f"scores.{args.format}"), args.format)
+        write_table(sim.truth, folder.path(f"truth.{args.format}"), args.format)
+        write_table(sim.clients, folder.path(f"clients.{args.format}"), args.format)
+        with open(folder.path("simulation.json"), "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(json_safe({"alliance_ts": __version__, "seed": args.seed, **sim.params}), indent=2)
+                     + "\n")
+        folder.commit({"alliance_ts": __version__, "command": [PROG, *sys.argv[1:]]})
+    print(f"wrote scores, truth and clients ({len(sim.scores)} scores, {len(sim.truth)} planted episodes) "
+          f"to {args.out}")
     return 0
 
 
@@ -364,9 +403,13 @@ def _bench(args, argv) -> int:
     unknown = [s for s in args.scenarios or [] if s not in SCENARIOS]
     if unknown:
         return _fail([f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}"])
+    from .output import OutputFolder
+
     t0 = time.perf_counter()
-    df = run_accuracy(args.scenarios, seeds=args.seeds, n_clients=args.clients)
-    write_report(df, args.out, args.seeds, args.clients, time.perf_counter() - t0)
+    with OutputFolder(args.out) as folder:
+        df = run_accuracy(args.scenarios, seeds=args.seeds, n_clients=args.clients)
+        write_report(df, folder.path(""), args.seeds, args.clients, time.perf_counter() - t0)
+        folder.commit({"alliance_ts": __version__, "command": [PROG, *sys.argv[1:]]})
     summary = df.groupby("rule")[["f1", "false_alarm_rate"]].mean().sort_values("f1", ascending=False)
     print(summary.round(3).to_string())
     print(f"wrote accuracy.csv, accuracy.md and plots to {args.out}")

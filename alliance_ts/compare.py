@@ -166,6 +166,7 @@ def agreement(
         both_rated = "rater" in a.sessions.columns and "rater" in b.sessions.columns
         keys = ["client"] + (["rater"] if both_rated else []) + (["session"] if level == "session" else [])
 
+    what = str(what)
     cats = WHAT[level][what]
     ua = _units(tables_a, level, what, keys)
     ub = _units(tables_b, level, what, keys)
@@ -209,14 +210,16 @@ def _tables(res: Detection) -> dict[str, pd.DataFrame]:
 def _split_raters(res: Detection, raters) -> tuple[dict, dict, tuple[str, str]]:
     if "rater" not in res.sessions.columns:
         raise InvalidInputError(
-            [Problem("parameter 'b'", "give a second result, or a result with a 'rater' column (rule 'psq' with rater=)")],
+            [Problem("parameter 'b'",
+                     "give a second result, or a result with a 'rater' column (rule 'psq' with rater=)")],
             "alliance_ts.agreement()",
         )
     present = list(pd.unique(res.clients["rater"]))
     if raters is None:
         if len(present) != 2:
             raise InvalidInputError(
-                [Problem("parameter 'raters'", f"the result has {len(present)} raters ({present}); name the two to compare")],
+                [Problem("parameter 'raters'",
+                         f"the result has {len(present)} raters ({present}); name the two to compare")],
                 "alliance_ts.agreement()",
             )
         raters = tuple(sorted(present, key=str))
@@ -234,6 +237,7 @@ def _split_raters(res: Detection, raters) -> tuple[dict, dict, tuple[str, str]]:
 def _units(tables: dict[str, pd.DataFrame], level: str, what: str, keys: list[str]) -> pd.DataFrame:
     if level == "session":
         s = tables["sessions"]
+        value: Any
         if what == "label":
             value = s["label"].astype(str)
         elif what == "episode":
@@ -248,7 +252,7 @@ def _units(tables: dict[str, pd.DataFrame], level: str, what: str, keys: list[st
     c = tables["clients"]
     c = c[c["included"].astype(bool)]
     if what == "pattern":
-        value = c["pattern"].astype(str)
+        value = c["pattern"].astype(str).to_numpy()
     else:
         value = np.where(c["n_ruptures"].to_numpy() > 0, "yes", "no")
     return pd.DataFrame({**{k: c[k].to_numpy() for k in keys}, "value": np.asarray(value)})

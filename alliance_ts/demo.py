@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,7 +28,7 @@ from .shape import classify_shape
 from .simulate import simulate
 
 #: The demo trial: WAI-SR totals (12-60) after each session.
-DEMO_TRIAL = dict(
+DEMO_TRIAL: dict[str, Any] = dict(
     scale="wai-sr",
     n_sessions=(6, 24),
     p_episode=0.5,
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     table = list_rules()
     for name in table.loc[table["input"] == "scores", "name"]:
-        params = {"reliability": 0.9} if name == "sudden_loss" else {}
+        params: dict[str, Any] = {"reliability": 0.9} if name == "sudden_loss" else {}
         r = detect(scores, rule=name, scale="wai-sr", **params)
         ev = evaluate(r, sim)
         pat = r.clients["pattern"].value_counts()
@@ -114,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         table = outcome_association(labelled, sim.clients, outcome="outcome", by_phase=False,
                                     contrast=["repaired_vs_unresolved", "repaired_vs_no_rupture"])
         for row in table.itertuples():
+            r_, d_ = row.r, row.d
             assoc.append({"labels": label, "contrast": row.contrast, "n1": row.n1, "n2": row.n2,
-                          "r": round(row.r, 2), "d": round(row.d, 2),
+                          "r": round(float(r_), 2), "d": round(float(d_), 2),  # type: ignore[arg-type]
                           "95% CI of d": f"{row.d_low:.2f} to {row.d_high:.2f}"})
     print(pd.DataFrame(assoc).to_string(index=False))
     print("  (the simulation plants d = .62 and .50, the meta-analysis' values; a sample of this size")
@@ -148,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         "psq_answers.csv": sim.psq,
         "psq_episodes.csv": psq.episodes,
     }
-    for fname, table in tables.items():
-        table.to_csv(out / fname, index=False)
+    for fname, frame in tables.items():
+        if frame is not None:
+            frame.to_csv(out / fname, index=False)
     written = list(tables)
     written += _figures(res, out)
     print(f"Wrote {', '.join(written)} to {out.resolve()}")

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
-from ._version import __version__
-from .errors import InvalidInputError, Problem, RuleError
-from .result import Detection, build_detection
-from .rules import DEFAULT_RULE
-from .panel import Panel
-from .rules._base import _REGISTRY, Rule, check_number, make_rule, result_problems
-from .scales import resolve_scale
-from .validation import _plain, read_panel
+from .errors import InvalidInputError, Problem
+from .input import as_long_frame
+from .pipeline import DetectionSink, FrameSource, plan, run
+from .result import Detection
+from .rules import Rule
 
-__all__ = ["detect", "label_panel", "resolve_rule", "used_params"]
+__all__ = ["detect"]
 
 
 def detect(
@@ -43,8 +40,11 @@ def detect(
         A registered rule name (see :func:`list_rules`) or a rule object.
         Default: ``"recommended"`` (see Notes).
     client, session, score : str
-        Column names. Client ids may be ints or strings (kept as given);
-        session numbers must be whole numbers (ints or integer-valued floats).
+        Column names. Client ids may be numbers or text and are kept exactly
+        as given (``"007"`` and ``"7"`` are two clients; ids of different
+        types that print the same, ``1`` and ``"1"``, are an input error);
+        session numbers must be whole numbers (ints or integer-valued floats;
+        dates and durations are an input error).
     scale : str or (float, float), optional
         Instrument id (``"wai-sr"``, ``"srs"``, ..., see
         :func:`list_scales`) or a ``(low, high)`` range; scores outside it
@@ -70,10 +70,12 @@ def detect(
     ------
     InvalidInputError
         (a ``ValueError``) listing *every* problem with the input or the
-        parameters at once: missing columns, non-numeric or infinite scores,
-        scores outside the scale, missing or non-integer session numbers,
-        missing client ids, duplicate client x session rows, an empty table,
-        an unknown rule or parameter, or an invalid parameter value.
+        parameters at once: missing or duplicated columns, column names that
+        are not strings, scores that are not real numbers (text, complex
+        numbers, dates) or infinite, scores outside the scale, missing,
+        non-integer, date or duration session numbers, missing or ambiguous
+        client ids, duplicate client x session rows, an empty table, an
+        unknown rule or parameter, or an invalid parameter value.
 
     Notes
     -----
@@ -90,10 +92,12 @@ def detect(
     scenario. It is this library's own rule, not a published
     criterion: to reproduce a study, name its rule (see :func:`list_rules`).
 
-    Results never depend on row order, on how clients are batched, or on
-    other clients, except through parameters estimated from the whole input
-    (such as ``pooled_sd`` of ``vshape``), which are reported in ``params``
-    and can be fixed by passing them.
+    Results never depend on row order, on how clients are batched or
+    partitioned, on how their ids are spelled, or on other clients, except
+    through parameters estimated from the whole input (such as ``pooled_sd``
+    of ``vshape``), which are reported in ``params`` and can be fixed by
+    passing them. Beyond 1,000,000 observed scores those are estimated from a
+    sample chosen by the clients' data (:mod:`alliance_ts.sample`).
 
     Examples
     --------
@@ -105,92 +109,37 @@ def detect(
     >>> res.clients["pattern"].tolist()
     ['repaired']
     """
-    if _is_dask(data) or engine == "dask":
-        from .distributed import detect_dask
-
-        return detect_dask(
-            data, rule, client=client, session=session, score=score, scale=scale,
-            min_sessions=min_sessions, **params,
-        )
     problems: list[Problem] = []
     if engine not in ("auto", "pandas", "dask"):
         problems.append(Problem("parameter 'engine'", f"must be one of 'auto', 'pandas', 'dask'; got {engine!r}"))
-    rule_obj, rule_name, rule_problems = resolve_rule(rule, params)
-    problems += rule_problems
-    check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
-    reads = rule_obj.input if rule_obj is not None else _REGISTRY[rule].cls.input if rule in _REGISTRY else "scores"
-    if reads == "psq":
-        if rule_obj is None:  # unknown parameters: the answers cannot be read without them
+    job, found, layout = plan(rule, params, client=client, session=session, score=score, scale=scale,
+                              min_sessions=min_sessions)
+    problems += found
+    if _is_dask(data) or engine == "dask":
+        if problems or job is None:
             raise InvalidInputError(problems, "alliance_ts.detect()")
-        from .rules.psq import detect_psq
+        from .distributed import DaskSource
 
-        return detect_psq(rule_obj, data, client=client, session=session, scale=scale,
-                          min_sessions=min_sessions, rule_name=rule_name, version=__version__,
-                          problems=problems)
-    panel, data_problems = read_panel(data, client=client, session=session, score=score, scale=scale)
-    problems += data_problems
-    if problems:
-        raise InvalidInputError(problems, "alliance_ts.detect()")
-    if panel is None or rule_obj is None:  # pragma: no cover - problems were raised above
-        raise RuntimeError("validation returned no panel without reporting a problem")
-    analysed = np.flatnonzero(panel.n_obs >= int(min_sessions))
-    rule_obj = rule_obj.prepare(panel, panel.sample_clients(analysed))
-    return label_panel(panel, rule_obj, rule_name, int(min_sessions), scale)
+        source: Any = DaskSource.of(data, job)
+    else:
+        frame = None
+        if layout is not None and (isinstance(data, pd.DataFrame) or layout.score is not None):
+            frame, frame_problems = as_long_frame(data, client, session, score)
+            problems += frame_problems
+        elif layout is not None:
+            problems.append(Problem("data", "this rule reads several answers per session: pass a long "
+                                    f"DataFrame, not {type(data).__name__}"))
+        source = FrameSource(frame) if frame is not None else None
+        if source is not None and layout is not None and (problems or job is None):
+            # report the data's problems with the arguments'
+            problems += source.problems(layout)
+        if problems or job is None or source is None:
+            raise InvalidInputError(problems, "alliance_ts.detect()")
+    sink = DetectionSink(job.layout.group_name if job.layout.group is not None else None)
+    run(source, job, sink)
+    return sink.result()
 
 
 def _is_dask(data: Any) -> bool:
     module = type(data).__module__ or ""
     return module.startswith("dask") and hasattr(data, "npartitions")
-
-
-def resolve_rule(rule: str | Rule | None, params: dict[str, Any]) -> tuple[Rule | None, str, list[Problem]]:
-    """The rule object, its name and any problems with it or its parameters."""
-    problems: list[Problem] = []
-    if isinstance(rule, Rule):
-        if params:
-            problems.append(
-                Problem("parameters", "pass parameters to the rule object, not to detect(), when rule is an object")
-            )
-        problems += rule.check()
-        name = next((s.name for s in _REGISTRY.values() if s.cls is type(rule) and not s.defaults), type(rule).__name__)
-        return rule, name, problems
-    name = DEFAULT_RULE if rule is None else rule
-    rule_obj, rule_problems = make_rule(name, params)
-    return rule_obj, name, problems + rule_problems
-
-
-def label_panel(panel: Panel, rule_obj: Rule, rule_name: str, min_sessions: int, scale: Any) -> Detection:
-    """Label every client of a validated panel with an already prepared rule.
-
-    The one function every execution path runs on its chunk of whole clients
-    (in memory: the whole panel; streaming: each chunk; Dask: each partition).
-    """
-    analysed = panel.n_obs >= int(min_sessions)
-    clients = np.flatnonzero(analysed)
-    results = []
-    for block in panel.blocks(clients, moments=rule_obj.needs_moments):
-        res = rule_obj.label(block)
-        bad = [] if rule_obj.trusted_output else result_problems(block, res)
-        if bad:
-            raise RuleError(
-                f"rule {rule_name!r} returned an invalid result:\n"
-                + "\n".join(
-                    f"  - client {_plain(panel.client_ids[block.clients[row]])}: {msg}" if row >= 0 else f"  - {msg}"
-                    for row, msg in bad
-                )
-            )
-        results.append(res)
-    return build_detection(
-        panel, analysed, int(min_sessions), results, rule_name, rule_obj,
-        used_params(rule_obj, scale, min_sessions), __version__,
-    )
-
-
-def used_params(rule_obj: Rule, scale: Any, min_sessions: int) -> dict[str, Any]:
-    """What ``Detection.params`` reports: the rule's parameters, the scale and min_sessions."""
-    score_range, _ = resolve_scale(scale)
-    return {
-        **rule_obj.params(),
-        "scale": None if score_range is None else score_range.label,
-        "min_sessions": int(min_sessions),
-    }

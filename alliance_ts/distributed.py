@@ -1,22 +1,24 @@
 """The distributed engine: labelling a Dask DataFrame on a Dask cluster.
 
-:func:`detect_dask` (also reached by ``detect(ddf)`` or
-``detect(df, engine="dask")``) runs the same steps as the in-memory path,
-spread over the cluster's workers:
+:class:`DaskSource` (reached by ``detect(ddf)``, ``detect(df, engine="dask")``
+or ``alliance-ts detect --dask``) is a source of the one pipeline
+(:mod:`alliance_ts.pipeline`): the steps and the chunk functions are those of
+the in-memory path, run on the cluster's workers:
 
 1. rows are shuffled so that each partition holds whole clients, and every
-   partition is validated (all problems are raised together; example rows
-   are numbered by their position in the whole table, from 0);
-2. the clients the sample-wide estimates use are selected by a hash of their
-   id (exactly as in memory), their rows are gathered and the rule's
-   sample-wide parameters are estimated from them;
-3. every partition is labelled by :func:`alliance_ts.detect.label_panel`, the
-   function the in-memory path runs, and the tables are gathered and sorted.
+   partition is validated by :func:`~alliance_ts.pipeline.check_chunk` (all
+   problems are raised together; example rows are numbered by their position
+   in the whole table, from 0);
+2. the clients the sample-wide estimates use are chosen by their data, as in
+   memory (:mod:`alliance_ts.sample`), and their scores are gathered to
+   prepare the rule;
+3. every partition is labelled by :func:`~alliance_ts.pipeline.label_chunk`,
+   and the tables are gathered and sorted.
 
 The result is identical to ``detect()`` on the same data in memory, that is
-on ``ddf.compute()``. (Dask stores text columns as pandas' ``"string"``
-dtype by default, so string client ids come back in that dtype; a pandas
-table given with ``engine="dask"`` keeps its own dtype.)
+on ``ddf.compute()``, whatever the partitioning. (Dask stores text columns as
+pandas' ``"string"`` dtype by default, so string client ids come back in that
+dtype; a pandas table given with ``engine="dask"`` keeps its own dtype.)
 
 To use a real cluster, connect a client before calling::
 
@@ -36,22 +38,25 @@ import glob
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .detect import label_panel, resolve_rule
+from . import sample as _sample
 from .errors import InvalidInputError, Problem
 from .io import need
-from .panel import client_hashes, sample_step, select_by_hash
+from .panel import Panel
+from .pipeline import Job, Pass1, analysed_units, check_chunk, combine, label_chunk
 from .result import Detection
-from .rules._base import check_number
-from .validation import merge_problems, read_panel
+from .rules import Rule
+from .sample import concat_panels, content_hashes, copy_numbers, sample_keys, sample_step, selected
+from .validation import merge_problems
 
-__all__ = ["dask_client", "detect_dask", "input_files", "read_dask"]
+__all__ = ["DaskSource", "dask_client", "detect_dask", "input_files", "read_dask"]
 
 log = logging.getLogger(__name__)
 
@@ -70,43 +75,136 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
-def _validate_part(pdf: pd.DataFrame, client: str, session: str, score: str, scale: Any, min_sessions: int):
-    """Problems, analysed observed-score total and per-client (hash, n_obs) of one partition."""
+def _check_part(pdf: pd.DataFrame, job: Job, budget: int):
+    """Pass 1 on one partition: problems, analysed scores, their content hashes, and (if small) their scores."""
     pdf = pdf.sort_index(kind="stable")  # examples name the first rows, as in memory
-    panel, problems = read_panel(pdf, client=client, session=session, score=score, scale=scale) if len(pdf) else (None, [])
+    if len(pdf) == 0:
+        return [], 0, 0, np.zeros(0, dtype=np.uint64), None
+    panel, problems = check_chunk(pdf, job)
     if panel is None:
-        return problems, 0, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    n_obs = panel.n_obs
-    analysed = n_obs >= int(min_sessions)
-    return problems, int(n_obs[analysed].sum()), client_hashes(panel.client_ids)[analysed], n_obs[analysed]
+        return problems, len(pdf), 0, np.zeros(0, dtype=np.uint64), None
+    units = analysed_units(panel, job)
+    total = int(panel.n_obs[units].sum())
+    return [], len(pdf), total, content_hashes(panel, units), (panel.subset(units) if total <= budget else None)
 
 
-def _problems_by_position(dask, dd, ddf, client, session, score, scale, n_out) -> list[Problem]:
-    """Validate again with rows numbered by their position in the whole table.
-
-    Only run when the data have problems: an input read from files numbers
-    its rows within each partition, so the examples are renumbered 0, 1, ...
-    over the whole table (as the in-memory path numbers a table read from a
-    file) before the problems are reported.
-    """
-    lengths = dask.compute(*[dask.delayed(len)(p) for p in ddf.to_delayed()])
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-
-    def numbered(pdf, offset):
-        return pdf.set_axis(pd.RangeIndex(offset, offset + len(pdf)), axis=0)
-
-    renumbered = dd.from_delayed([dask.delayed(numbered)(p, int(o)) for p, o in zip(ddf.to_delayed(), offsets)],
-                                 meta=ddf._meta, verify_meta=False)
-    parts = renumbered.shuffle(on=client, npartitions=n_out).to_delayed()
-    checked = dask.compute(*[dask.delayed(_validate_part)(p, client, session, score, scale, 1) for p in parts])
-    return merge_problems([p for part in checked for p in part[0]])
+def _sample_part(pdf: pd.DataFrame, job: Job, keep: np.ndarray) -> Panel | None:
+    """The scores of one partition's sampled units (``keep`` over its analysed units)."""
+    if len(pdf) == 0 or not keep.any():
+        return None
+    panel, _ = check_chunk(pdf.sort_index(kind="stable"), job)
+    if panel is None:  # pragma: no cover - pass 1 found no problem
+        return None
+    return panel.subset(analysed_units(panel, job)[keep])
 
 
-def _label_part(pdf: pd.DataFrame, rule, rule_name, client, session, score, scale, min_sessions):
+def _label_part(pdf: pd.DataFrame, prepared: Rule, job: Job) -> Detection | None:
     if len(pdf) == 0:
         return None
-    panel, _ = read_panel(pdf, client=client, session=session, score=score, scale=scale)
-    return label_panel(panel, rule, rule_name, int(min_sessions), scale)
+    panel, _ = check_chunk(pdf.sort_index(kind="stable"), job)
+    if panel is None:  # pragma: no cover - pass 1 found no problem
+        return None
+    return label_chunk(panel, prepared, job)
+
+
+class DaskSource:
+    """A Dask DataFrame: partitions of whole clients, validated and labelled on the cluster."""
+
+    def __init__(self, data: Any, npartitions: int | None = None) -> None:
+        self.data = data
+        self.npartitions = npartitions
+        self._parts: list[Any] | None = None
+
+    @classmethod
+    def of(cls, data: Any, job: Job, npartitions: int | None = None) -> DaskSource:
+        """A source over ``data`` (a Dask DataFrame, or a pandas one converted)."""
+        dask, dd = _dask()
+        problems: list[Problem] = []
+        if isinstance(data, pd.DataFrame):
+            # keep pandas' own string dtype, so the result equals the pandas path's exactly
+            with dask.config.set({"dataframe.convert-string": False}):
+                data = dd.from_pandas(data, npartitions=max(1, npartitions or 2), sort=False)
+        if not hasattr(data, "npartitions"):
+            problems.append(Problem("data", f"the Dask engine needs a DataFrame, got {type(data).__name__}"))
+        else:
+            columns = list(data.columns)
+            missing = [c for c in job.columns if c not in columns]
+            if missing:
+                problems.append(Problem("columns", f"{len(missing)} required column(s) not found: "
+                                        + ", ".join(map(repr, missing)) + "; available: "
+                                        + ", ".join(map(repr, columns[:20]))))
+            repeated = sorted({c for c in columns if columns.count(c) > 1 and c in job.columns})
+            for c in repeated:
+                problems.append(Problem(f"column {c!r}", f"appears {columns.count(c)} times in the table"))
+        if problems:
+            raise InvalidInputError(problems, job.context)
+        return cls(data, npartitions)
+
+    def _partitions(self, job: Job) -> list[Any]:
+        if self._parts is None:
+            ddf = self.data[job.columns]
+            # whole clients per partition (rows without an id go together to one of
+            # them and are reported there); kept in the workers' memory for the passes
+            n_out = self.npartitions or max(ddf.npartitions, 2 * _threads())
+            self._ddf = ddf
+            self._n_out = n_out
+            self._parts = ddf.shuffle(on=job.layout.client, npartitions=n_out).persist().to_delayed()
+        return self._parts
+
+    def check(self, job: Job) -> Pass1:
+        dask, _ = _dask()
+        t0 = time.perf_counter()
+        parts = self._partitions(job)
+        budget = _sample.SAMPLE_SCORES
+        checked = dask.compute(*[dask.delayed(_check_part)(p, job, budget) for p in parts])
+        if any(c[0] for c in checked):
+            return Pass1(self._problems_by_position(job), 0)
+        n_rows = sum(c[1] for c in checked)
+        if n_rows == 0:
+            return Pass1([Problem("data", "the table has no rows")], 0)
+        total = sum(c[2] for c in checked)
+        step = sample_step(total, budget)
+        if step == 1 and all(c[4] is not None or c[3].size == 0 for c in checked):
+            panels = [c[4] for c in checked if c[4] is not None]
+        else:
+            # copy numbers in partition order (identical courses are interchangeable)
+            hashes = [c[3] for c in checked]
+            allh = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+            keep_all = selected(sample_keys(allh, copy_numbers(allh)), step)
+            bounds = np.cumsum([0] + [h.size for h in hashes])
+            keeps = [keep_all[bounds[i]:bounds[i + 1]] for i in range(len(hashes))]
+            panels = [p for p in dask.compute(*[
+                dask.delayed(_sample_part)(part, job, keep) for part, keep in zip(parts, keeps)
+            ]) if p is not None]
+        sample = concat_panels(panels)
+        log.debug("validated and sampled in %.1f s", time.perf_counter() - t0)
+        return Pass1([], n_rows, sample, np.arange(sample.n_clients, dtype=np.int64))
+
+    def label(self, job: Job, prepared: Rule) -> Iterator[Detection]:
+        dask, _ = _dask()
+        parts = self._partitions(job)
+        labelled = [r for r in dask.compute(*[dask.delayed(_label_part)(p, prepared, job) for p in parts])
+                    if r is not None]
+        if labelled:
+            yield combine(labelled, job.layout.group_name if job.layout.group is not None else None)
+
+    def _problems_by_position(self, job: Job) -> list[Problem]:
+        """Validate again with rows numbered by their position in the whole table.
+
+        Only run when the data have problems: an input read from files numbers
+        its rows within each partition, so the examples are renumbered 0, 1, ...
+        over the whole table (as the in-memory path numbers a table read from a
+        file) before the problems are reported.
+        """
+        dask, dd = _dask()
+        ddf = self._ddf
+        lengths = dask.compute(*[dask.delayed(len)(p) for p in ddf.to_delayed()])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        renumbered = dd.from_delayed([dask.delayed(_numbered)(p, int(o)) for p, o in zip(ddf.to_delayed(), offsets)],
+                                     meta=ddf._meta, verify_meta=False)
+        parts = renumbered.shuffle(on=job.layout.client, npartitions=self._n_out).to_delayed()
+        checked = dask.compute(*[dask.delayed(_check_part)(p, job, 0) for p in parts])
+        return merge_problems([p for part in checked for p in part[0]])
 
 
 def detect_dask(
@@ -123,109 +221,24 @@ def detect_dask(
 ) -> Detection:
     """Label a Dask DataFrame (or a pandas one, converted) on the current Dask scheduler.
 
-    Parameters are those of :func:`alliance_ts.detect`, plus ``npartitions``
-    (partitions after the shuffle by client; default: the input's, and at
-    least two per worker thread). Results equal ``detect()`` in memory,
-    whatever the partitioning.
+    The same as ``alliance_ts.detect(data, rule, engine="dask", ...)``, plus
+    ``npartitions``: the partitions after the shuffle by client (default:
+    the input's, and at least two per worker thread). Results equal
+    ``detect()`` in memory, whatever the partitioning.
     """
-    dask, dd = _dask()
-    problems: list[Problem] = []
-    rule_obj, rule_name, rule_problems = resolve_rule(rule, params)
-    problems += rule_problems
-    check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
-    if rule_obj is not None and rule_obj.input != "scores":
-        problems.append(Problem("engine", f"rule {rule_name!r} reads questionnaire answers and runs in memory "
-                                "(engine='pandas')"))
-    if isinstance(data, pd.DataFrame):
-        # keep pandas' own string dtype, so the result equals the pandas path's exactly
-        with dask.config.set({"dataframe.convert-string": False}):
-            data = dd.from_pandas(data, npartitions=max(1, npartitions or 2), sort=False)
-    if not hasattr(data, "npartitions"):
-        problems.append(Problem("data", f"the Dask engine needs a DataFrame, got {type(data).__name__}"))
-    else:
-        missing = [c for c in (client, session, score) if c not in data.columns]
-        if missing:
-            problems.append(Problem("columns", f"{len(missing)} required column(s) not found: "
-                                    + ", ".join(map(repr, missing)) + "; available: "
-                                    + ", ".join(map(repr, list(data.columns)[:20]))))
-    if problems:
+    from .pipeline import DetectionSink, plan, run
+
+    job, problems, _ = plan(rule, params, client=client, session=session, score=score, scale=scale,
+                            min_sessions=min_sessions)
+    if problems or job is None:
         raise InvalidInputError(problems, "alliance_ts.detect()")
-
-    t0 = time.perf_counter()
-    ddf = data[[client, session, score]]
-    # whole clients per partition (rows without an id go together to one of
-    # them and are reported there); kept in the workers' memory for three passes
-    n_out = npartitions or max(ddf.npartitions, 2 * _threads())
-    shuffled = ddf.shuffle(on=client, npartitions=n_out).persist()
-    parts = shuffled.to_delayed()
-    log.debug("shuffling into %d partitions", len(parts))
-
-    # 1. validate every partition; count analysed scores
-    checked = dask.compute(*[
-        dask.delayed(_validate_part)(p, client, session, score, scale, min_sessions) for p in parts
-    ])
-    if any(part[0] for part in checked):
-        raise InvalidInputError(_problems_by_position(dask, dd, ddf, client, session, score, scale, n_out),
-                                "alliance_ts.detect()")
-    total = sum(part[1] for part in checked)
-    log.debug("validated in %.1f s", time.perf_counter() - t0)
-
-    # 2. the sample of clients for sample-wide estimates, by id hash
-    step = sample_step(total)
-
-    def sample_rows(pdf):
-        if step == 1 or len(pdf) == 0:
-            return pdf
-        return pdf[select_by_hash(client_hashes(pdf[client]), step)]
-
-    sample = pd.concat(dask.compute(*[dask.delayed(sample_rows)(p) for p in parts]))
-    if len(sample):
-        sample_panel, _ = read_panel(sample, client=client, session=session, score=score, scale=scale)
-        codes = np.flatnonzero(sample_panel.n_obs >= int(min_sessions))
-        prepared = rule_obj.prepare(sample_panel, codes)
-    else:
-        prepared = rule_obj
-    log.debug("sample-wide estimates from %d rows in %.1f s", len(sample), time.perf_counter() - t0)
-
-    # 3. label every partition with the same function as in memory
-    labelled = [r for r in dask.compute(*[
-        dask.delayed(_label_part)(p, prepared, rule_name, client, session, score, scale, min_sessions)
-        for p in parts
-    ]) if r is not None]
-    if not labelled:
-        raise InvalidInputError([Problem("data", "the table has no rows")], "alliance_ts.detect()")
-    log.debug("labelled and gathered in %.1f s", time.perf_counter() - t0)
-    result = _combine(labelled)
-    log.debug("combined in %.1f s", time.perf_counter() - t0)
-    return result
+    sink = DetectionSink(job.layout.group_name if job.layout.group is not None else None)
+    run(DaskSource.of(data, job, npartitions), job, sink)
+    return sink.result()
 
 
-def _combine(parts: list[Detection]) -> Detection:
-    """One Detection from the Detections of disjoint sets of clients, sorted by client.
-
-    Each part's tables are already sorted by client (and session or episode),
-    so the large sessions table is put in order by each row's client rank
-    with one stable integer sort, instead of a two-key sort of every row.
-    """
-    clients = pd.concat([p.clients for p in parts], ignore_index=True)
-    order = clients["client"].sort_values(kind="stable").index.to_numpy()
-    rank = np.empty(len(clients), dtype=np.int64)
-    rank[order] = np.arange(len(clients))
-    row_rank, start = [], 0
-    for p in parts:
-        part_rank = rank[start:start + len(p.clients)]
-        start += len(p.clients)
-        codes, uniques = pd.factorize(p.sessions["client"], sort=False)
-        if len(uniques) != len(p.clients):  # pragma: no cover - every client has session rows
-            raise RuntimeError("a partition's sessions and clients tables disagree")
-        row_rank.append(np.repeat(part_rank, np.bincount(codes, minlength=len(uniques))))
-    sessions = pd.concat([p.sessions for p in parts], ignore_index=True)
-    sessions = sessions.take(np.argsort(np.concatenate(row_rank), kind="stable")).reset_index(drop=True)
-    episodes = pd.concat([p.episodes for p in parts], ignore_index=True)
-    episodes = episodes.sort_values(["client", "episode"], kind="stable").reset_index(drop=True)
-    clients = clients.take(order).reset_index(drop=True)
-    first = parts[0]
-    return Detection(episodes, sessions, clients, first.rule, first.params, first.version)
+def _numbered(pdf: pd.DataFrame, offset: int) -> pd.DataFrame:
+    return pdf.set_axis(pd.RangeIndex(offset, offset + len(pdf)), axis=0)
 
 
 @contextmanager
@@ -275,25 +288,35 @@ def input_files(path: str | os.PathLike) -> list[Path] | None:
     return files
 
 
-def read_dask(path: str | os.PathLike, *, format: str, sep: str | None = None) -> Any:
+def read_dask(path: str | os.PathLike, *, format: str, sep: str | None = None, text: tuple[str, ...] = (),
+              encoding: str = "utf-8-sig", decimal: str = ".") -> Any:
     """A Dask DataFrame over Parquet (a file, a folder of files or a glob) or CSV files (a glob).
 
     Paths may be on shared storage the workers can read (``s3://``,
     ``gs://``, a network file system), as understood by
     :func:`dask.dataframe.read_parquet` and :func:`dask.dataframe.read_csv`.
+    CSV columns named in ``text`` (the ids) are read as text exactly as
+    written, as in memory.
     """
     _, dd = _dask()
     try:
         if format == "parquet":
             # a partition per row group, so that even one large file is read in parallel
-            return dd.read_parquet(str(path), split_row_groups=True)
+            ddf = dd.read_parquet(str(path), split_row_groups=True)
+            # integer ids as in memory (alliance_ts.io): nullable integers, whatever a partition holds
+            for col in text:
+                if col in ddf.columns and pd.api.types.is_integer_dtype(ddf.dtypes[col]):
+                    ddf[col] = ddf[col].astype(pd.Int64Dtype())
+            return ddf
         if format == "csv":
             if sep is None:
                 from .io import sniff_delimiter
 
                 files = input_files(path)
                 sep = sniff_delimiter(files[0]) if files else ","
-            return dd.read_csv(str(path), sep=sep, encoding="utf-8-sig", blocksize="64MB")
+            from .io import csv_options
+
+            return dd.read_csv(str(path), sep=sep, blocksize="64MB", **csv_options(text, encoding, decimal))
     except InvalidInputError:
         raise
     except Exception as err:

@@ -287,7 +287,8 @@ def _outcome_series(outcomes: pd.DataFrame, client: str, outcome: str) -> pd.Ser
     dup = ids.duplicated(keep=False).to_numpy()
     if dup.any():
         examples = tuple(f"row {i} (client {v!r})" for i, v in zip(outcomes.index[dup][:5], ids[dup][:5]))
-        problems.append(Problem(f"column {client!r}", f"{int(dup.sum())} rows share their client id with another row", examples))
+        problems.append(Problem(f"column {client!r}", f"{int(dup.sum())} rows share their client id with another row",
+                                examples))
     values = pd.to_numeric(outcomes[outcome], errors="coerce")
     bad = (values.isna() & outcomes[outcome].notna()).to_numpy()
     if bad.any():

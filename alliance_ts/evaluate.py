@@ -13,8 +13,8 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from .errors import InvalidInputError, Problem
 from .result import PATTERNS, Detection
-from .rules._base import check_number
 from .simulate import Simulation
+from .validation import check_number
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -192,7 +192,8 @@ def evaluate(
             }
             for c, tr, dr in pairs
         ],
-        columns=["client", "true_start", "detected_start", "true_end", "detected_end", "true_status", "detected_status"],
+        columns=["client", "true_start", "detected_start", "true_end", "detected_end", "true_status",
+                 "detected_status"],
     )
     n_true, n_det, n_match = len(true_eps), len(det_eps), len(matches)
     precision = n_match / n_det if n_det else 1.0
@@ -203,7 +204,8 @@ def evaluate(
         start_err = float((matches["true_start"] - matches["detected_start"]).abs().mean())
         both = (matches["true_status"] == "repaired") & (matches["detected_status"] == "repaired")
         repair_err = (
-            float((matches.loc[both, "true_end"].astype(float) - matches.loc[both, "detected_end"].astype(float)).abs().mean())
+            float((matches.loc[both, "true_end"].astype(float)
+                   - matches.loc[both, "detected_end"].astype(float)).abs().mean())
             if both.any() else float("nan")
         )
     else:
@@ -246,7 +248,8 @@ def _episodes_of(obj, name, problems):
             return None, None
         bad = ~obj["status"].isin(["repaired", "unresolved"])
         if bad.any():
-            problems.append(Problem(f"{name} column 'status'", f"{int(bad.sum())} value(s) other than 'repaired'/'unresolved'"))
+            problems.append(Problem(f"{name} column 'status'",
+                                    f"{int(bad.sum())} value(s) other than 'repaired'/'unresolved'"))
         return obj[["client", "start", "end", "status"]].astype({"status": object}), None
     problems.append(Problem(name, f"expected a Detection, a Simulation or a DataFrame, got {type(obj).__name__}"))
     return None, None

@@ -13,52 +13,24 @@ through the arrays it was built from.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Block", "Panel", "client_hashes", "sample_step", "select_by_hash"]
+__all__ = ["RESOLUTION", "Block", "Panel"]
 
 #: Upper bound on the cells (clients x padded length) of one block. Keeps the
 #: working memory of a rule at a few hundred MB whatever the input size.
 BLOCK_CELLS = 1 << 21
 
-#: Sample-wide estimates (pooled SDs, noise autocorrelation, ...) use all
-#: analysed clients up to this many observed scores, and beyond it the clients
-#: whose id hashes to 0 modulo a power of two (see :func:`sample_clients`).
-SAMPLE_SCORES = 1_000_000
-
-
-def client_hashes(ids) -> np.ndarray:
-    """A fixed 64-bit hash of each client id (``pandas.util.hash_array``, default key).
-
-    The same id always hashes the same, whatever the row order, the chunking
-    or the process: the basis of sample selections that every execution path
-    (in memory, streaming, Dask) reproduces exactly.
-    """
-    return pd.util.hash_array(np.asarray(ids, dtype=object)).astype(np.uint64)
-
-
-def sample_step(total: int, budget: int | None = None) -> int:
-    """The power of two ``k`` such that one in ``k`` (by hash) leaves at most about ``budget``.
-
-    ``budget`` defaults to :data:`SAMPLE_SCORES` (read at call time).
-    """
-    if budget is None:
-        budget = SAMPLE_SCORES
-    if total <= budget:
-        return 1
-    return 1 << int(np.ceil(np.log2(total / budget)))
-
-
-def select_by_hash(hashes: np.ndarray, step: int) -> np.ndarray:
-    """Mask of the ids whose hash is 0 modulo ``step`` (a power of two)."""
-    if step <= 1:
-        return np.ones(hashes.shape, dtype=bool)
-    return (hashes & np.uint64(step - 1)) == 0
+#: Differences between two scores of a client smaller than this share of the
+#: client's largest absolute score are no difference (float rounding, not
+#: data): see :attr:`Block.resolution`.
+RESOLUTION = 1e-9
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +51,10 @@ class Block:
         Each client's mean and sample SD (ddof=1; NaN with fewer than two
         scores), computed once per panel by :attr:`Panel.client_mean_sd`;
         None unless the blocks were requested with ``moments=True``.
+    items : dict of str -> ndarray of float64, shape (m, L)
+        For rules that read several values per session (questionnaire
+        items): each item's values at the observed sessions, NaN where not
+        answered or after the last session. Empty for score rules.
     """
 
     clients: np.ndarray
@@ -87,11 +63,30 @@ class Block:
     n: np.ndarray
     mean: np.ndarray | None = None
     sd: np.ndarray | None = None
+    items: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def valid(self) -> np.ndarray:
         """Boolean mask (m, L): True where a score is present."""
         return np.arange(self.x.shape[1])[None, :] < self.n[:, None]
+
+    @cached_property
+    def resolution(self) -> np.ndarray:
+        """Per client (m,): differences of scores at most this large are no difference.
+
+        :data:`RESOLUTION` times the client's largest absolute score (0 for
+        a client whose scores are all 0). Scores are stored as binary
+        floating-point numbers, so adding a constant such as 1e5 to every
+        score, or computing item means, moves them by rounding errors of
+        about 1e-16 of their size; rules compare scores and noise levels
+        with this tolerance so that such rounding never makes or breaks an
+        episode, and so that a rule's declared invariances hold exactly.
+        """
+        if self.x.size == 0:
+            return np.zeros(self.x.shape[0])
+        with np.errstate(invalid="ignore"):
+            top = np.fmax.reduce(np.abs(self.x), axis=1)
+        return RESOLUTION * np.where(np.isfinite(top), top, 0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +109,16 @@ class Panel:
     row_client_values : array-like or None
         The client id of every sorted row when it could be had without a
         copy (the input was already sorted); else None.
+    group_ids : pandas.Index or None
+        With a grouping column (a rater), the group of each unit: a unit is
+        then one client x group course, ``client_ids`` holds each unit's
+        client (repeated across its groups) and units are sorted by client,
+        then group.
+    row_items, obs_items : dict of str -> ndarray
+        For rules that read several values per session: each value of every
+        row, and of the observed rows. Empty for score rules.
+    observed_rows : ndarray of bool or None
+        Which sorted rows are observed sessions (None: all of them).
     """
 
     client_ids: pd.Index
@@ -124,9 +129,14 @@ class Panel:
     obs_sessions: np.ndarray
     obs_offsets: np.ndarray
     row_client_values: object = None
+    group_ids: pd.Index | None = None
+    row_items: dict[str, np.ndarray] = field(default_factory=dict)
+    obs_items: dict[str, np.ndarray] = field(default_factory=dict)
+    observed_rows: np.ndarray | None = None
 
     @property
     def n_clients(self) -> int:
+        """Number of units (clients, or client x group courses)."""
         return len(self.client_ids)
 
     @property
@@ -136,7 +146,10 @@ class Panel:
 
     @cached_property
     def row_observed(self) -> np.ndarray:
-        return ~np.isnan(self.row_score)
+        """Which sorted rows are observed sessions."""
+        if self.observed_rows is not None:
+            return self.observed_rows
+        return np.ones(self.row_score.size, dtype=bool)
 
     @cached_property
     def all_observed(self) -> bool:
@@ -148,6 +161,52 @@ class Panel:
         if self.row_client_values is not None:
             return self.row_client_values
         return self.client_ids.take(self.row_client)
+
+    def with_scores(self, row_score: np.ndarray) -> Panel:
+        """This panel with the session score of every row replaced (rules that derive it)."""
+        observed = self.row_observed
+        return dataclasses.replace(
+            self,
+            row_score=row_score,
+            obs_values=row_score if observed.all() else row_score[observed],
+        )
+
+    def subset(self, units: np.ndarray) -> Panel:
+        """A panel of the observed scores of the given units only (codes), renumbered 0..k-1."""
+        units = np.asarray(units, dtype=np.int64)
+        lengths = np.diff(self.obs_offsets)[units]
+        idx = _ranges(self.obs_offsets[units], lengths)
+        return Panel.of_observed(
+            self.client_ids.take(units), self.obs_values[idx], self.obs_sessions[idx], lengths,
+            {k: v[idx] for k, v in self.obs_items.items()},
+            None if self.group_ids is None else self.group_ids.take(units),
+        )
+
+    @classmethod
+    def of_observed(
+        cls,
+        client_ids: pd.Index,
+        values: np.ndarray,
+        sessions: np.ndarray,
+        lengths: np.ndarray,
+        items: dict[str, np.ndarray] | None = None,
+        group_ids: pd.Index | None = None,
+    ) -> Panel:
+        """A panel of observed scores only (no missed-session rows), unit after unit."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        items = items or {}
+        return cls(
+            client_ids=client_ids,
+            row_client=np.repeat(np.arange(lengths.size, dtype=np.int64), lengths),
+            row_session=sessions,
+            row_score=values,
+            obs_values=values,
+            obs_sessions=sessions,
+            obs_offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
+            group_ids=group_ids,
+            row_items=items,
+            obs_items=items,
+        )
 
     @cached_property
     def client_mean_sd(self) -> tuple[np.ndarray, np.ndarray]:
@@ -177,16 +236,6 @@ class Panel:
             sd_has = np.where(two, np.where(constant, 0.0, np.sqrt(ss / (n[has] - 1))), np.nan)
         sd[has] = sd_has
         return mean, sd
-
-    def sample_clients(self, clients: np.ndarray) -> np.ndarray:
-        """The clients sample-wide estimates use: all of them up to
-        :data:`SAMPLE_SCORES` observed scores, beyond it those whose id hashes to
-        0 modulo ``sample_step(total)``; sorted codes."""
-        clients = np.asarray(clients, dtype=np.int64)
-        step = sample_step(int(self.n_obs[clients].sum()))
-        if step == 1:
-            return clients
-        return clients[select_by_hash(client_hashes(self.client_ids[clients]), step)]
 
     def blocks(
         self, clients: np.ndarray, max_cells: int | None = None, moments: bool = False
@@ -236,7 +285,8 @@ class Panel:
             lo, hi = self.obs_offsets[first], self.obs_offsets[last + 1]
             x = self.obs_values[lo:hi].reshape(clients.size, length)
             s = self.obs_sessions[lo:hi].reshape(clients.size, length)
-            return Block(clients, x, s.astype(np.int64, copy=False), n.astype(np.int64), mean, sd)
+            items = {k: v[lo:hi].reshape(clients.size, length) for k, v in self.obs_items.items()}
+            return Block(clients, x, s.astype(np.int64, copy=False), n.astype(np.int64), mean, sd, items)
         cols = np.arange(length)
         valid = cols[None, :] < n[:, None]
         idx = self.obs_offsets[clients][:, None] + cols[None, :]
@@ -244,7 +294,18 @@ class Panel:
         if self.obs_values.size:
             x = np.where(valid, self.obs_values[idx], np.nan)
             s = np.where(valid, self.obs_sessions[idx], 0)
+            items = {k: np.where(valid, v[idx], np.nan) for k, v in self.obs_items.items()}
         else:
             x = np.full(valid.shape, np.nan)
             s = np.zeros(valid.shape, dtype=np.int64)
-        return Block(clients, x, s.astype(np.int64, copy=False), n.astype(np.int64), mean, sd)
+            items = {k: np.full(valid.shape, np.nan) for k in self.obs_items}
+        return Block(clients, x, s.astype(np.int64, copy=False), n.astype(np.int64), mean, sd, items)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(start, start + length)`` for each pair."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(starts - before, lengths) + np.arange(total)

@@ -44,7 +44,8 @@ def _pyplot():
 
 def _check_result(result: Any, where: str) -> None:
     if not isinstance(result, Detection):
-        raise InvalidInputError([Problem("parameter 'result'", f"expected a Detection, got {type(result).__name__}")], where)
+        raise InvalidInputError([Problem("parameter 'result'", f"expected a Detection, got {type(result).__name__}")],
+                                where)
 
 
 def _select(result: Detection, client: Any, rater: Any, where: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
@@ -54,7 +55,8 @@ def _select(result: Detection, client: Any, rater: Any, where: str) -> tuple[pd.
         raters = list(pd.unique(c["rater"]))
         if len(raters) > 1:
             raise InvalidInputError(
-                [Problem("parameter 'rater'", f"the result has several raters ({raters}); choose one with rater=")], where
+                [Problem("parameter 'rater'",
+                         f"the result has several raters ({raters}); choose one with rater=")], where
             )
         rater = raters[0] if raters else None
     if rated:
@@ -62,7 +64,8 @@ def _select(result: Detection, client: Any, rater: Any, where: str) -> tuple[pd.
     row = c[c["client"] == client]
     if row.empty:
         shown = ", ".join(map(repr, c["client"].head(5).tolist()))
-        raise InvalidInputError([Problem("parameter 'client'", f"no client {client!r} in the result; e.g. {shown}")], where)
+        raise InvalidInputError([Problem("parameter 'client'", f"no client {client!r} in the result; e.g. {shown}")],
+                                where)
     return s[s["client"] == client], e[e["client"] == client], row.iloc[0]
 
 
@@ -126,6 +129,7 @@ def trajectory(
     peak = "most intense report" if psq else "trough"
     handles = {}
     rows = _label_rows(ax, e, x, last)
+    ep: Any
     for ep, label_row in zip(e.itertuples(index=False), rows):
         colour = COLORS[str(ep.status)]
         stop = ep.end if ep.status == "repaired" else last
@@ -183,6 +187,7 @@ def _label_rows(ax: Any, episodes: pd.DataFrame, x: np.ndarray, last: Any) -> li
     per_char = span * (8 * 0.6 / 72) / inches
     ends: list[float] = []  # right edge of the last label on each row
     rows = []
+    ep: Any
     for ep in episodes.itertuples(index=False):
         stop = ep.end if ep.status == "repaired" else last
         centre, half = (ep.start + stop) / 2, per_char * len(f"{ep.episode} {ep.status}") / 2
@@ -199,9 +204,10 @@ def _reads(result: Detection) -> str:
     """What the result's rule reads ("scores" or "psq")."""
     from .errors import UnknownRuleError
     from .rules import get_rule
+    from .rules._base import _reads_label
 
     try:
-        return get_rule(result.rule).cls.input
+        return _reads_label(get_rule(result.rule))
     except UnknownRuleError:  # a rule object passed directly, or an unregistered name
         return "scores"
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .panel import Panel
+from .panel import Panel, _ranges
 from .rules._base import BlockResult, Rule
 
 __all__ = ["Detection", "LABELS", "PATTERNS", "PHASES"]
@@ -154,6 +154,11 @@ class Detection:
         )
 
 
+def _categorical(codes: Any, categories: Any) -> pd.Categorical:
+    """``pandas.Categorical.from_codes`` of integer codes (-1: missing)."""
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories)))
+
+
 def phase_codes(start: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
     """0 (early), 1 (middle), 2 (late): the third of ``first``..``last`` holding ``start``.
 
@@ -182,15 +187,16 @@ def build_detection(
     params: dict[str, Any],
     version: str,
 ) -> Detection:
-    """Assemble the public tables from the rule's block results."""
+    """Assemble the public tables from the rule's block results (every rule, every path)."""
     n_clients = panel.n_clients
     n_obs = panel.n_obs
     offsets = panel.obs_offsets
+    reads = rule.reads()
 
     reason = np.full(n_clients, "", dtype=object)
     too_few = ~analysed
     if too_few.any():
-        reason[too_few] = [f"fewer than {min_sessions} observed scores ({k})" for k in n_obs[too_few]]
+        reason[too_few] = [f"fewer than {min_sessions} {reads.unit} ({k})" for k in n_obs[too_few]]
     client_extra = {name: np.full(n_clients, np.nan) for name in rule.client_columns}
     obs_extra = {name: np.full(panel.obs_values.size, np.nan) for name in rule.session_columns}
     ep_parts: dict[str, list[np.ndarray]] = {
@@ -219,7 +225,8 @@ def build_detection(
 
     included = reason == ""
     ep = {
-        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k in ("code", "start", "trough", "end") else float))
+        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k in ("code", "start", "trough",
+                                                                            "end") else float))
         for k, v in ep_parts.items()
     }
     keep = included[ep["code"]] if ep["code"].size else np.zeros(0, dtype=bool)
@@ -234,6 +241,23 @@ def build_detection(
     return Detection(episodes, sessions, clients, rule_name, params, version)
 
 
+def _ids(panel: Panel, codes: np.ndarray, reads: Any) -> dict[str, Any]:
+    """The id columns of the units ``codes``: ``client``, plus the group (rater) if any."""
+    out: dict[str, Any] = {"client": panel.client_ids.take(codes)}
+    if panel.group_ids is not None:
+        out[reads.group_name] = panel.group_ids.take(codes)
+    return out
+
+
+def _extra_column(values: np.ndarray, dtype: Any) -> Any:
+    """A rule's extra episode column in its declared dtype."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pd.Categorical(values, dtype=dtype)
+    if dtype == "bool":
+        return np.asarray(values, dtype=bool)
+    return pd.array(values, dtype=dtype)
+
+
 def _episodes_table(panel: Panel, ep: dict[str, np.ndarray], rule_name: str, rule: Rule):
     code = ep["code"]
     offsets = panel.obs_offsets
@@ -244,7 +268,8 @@ def _episodes_table(panel: Panel, ep: dict[str, np.ndarray], rule_name: str, rul
     start_s = sess[base + ep["start"]]
     trough_s = sess[base + ep["trough"]]
     end_s = np.where(repaired, sess[base + np.maximum(ep["end"], 0)], 0)
-    trough_score = vals[base + ep["trough"]]
+    reads = rule.reads()
+    trough_score = vals[base + ep["trough"]] if reads.scores else np.full(code.size, np.nan)
     first_s = sess[offsets[code]]
     last_s = sess[offsets[code + 1] - 1] if code.size else np.zeros(0, dtype=np.int64)
     phase_code = phase_codes(start_s, first_s, last_s)
@@ -256,30 +281,21 @@ def _episodes_table(panel: Panel, ep: dict[str, np.ndarray], rule_name: str, rul
     else:
         number = np.zeros(0, dtype=np.int64)
     data = {
-        "client": panel.client_ids.take(code),
+        **_ids(panel, code, reads),
         "episode": number.astype(np.int64),
-        "rule": pd.Categorical.from_codes(np.zeros(code.size, dtype=np.int8), categories=[rule_name]),
+        "rule": _categorical(np.zeros(code.size, dtype=np.int8), [rule_name]),
         "start": start_s.astype(np.int64),
         "trough": trough_s.astype(np.int64),
         "end": _nullable_int(end_s, ~repaired),
-        "status": pd.Categorical.from_codes(np.where(repaired, 0, 1).astype(np.int8), categories=list(STATUSES)),
+        "status": _categorical(np.where(repaired, 0, 1).astype(np.int8), list(STATUSES)),
         "depth": ep["pre"] - trough_score,
         "pre": ep["pre"],
         "trough_score": trough_score,
-        "phase": pd.Categorical.from_codes(phase_code.astype(np.int8), categories=list(PHASES)),
+        "phase": _categorical(phase_code.astype(np.int8), list(PHASES)),
     }
     for name, dtype in rule.episode_columns.items():
-        data[name] = pd.array(ep[name], dtype=dtype)
+        data[name] = _extra_column(ep[name], dtype)
     return pd.DataFrame(data, copy=False), number
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(start, start + length)`` for each pair."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    before = np.cumsum(lengths) - lengths
-    return np.repeat(starts - before, lengths) + np.arange(total)
 
 
 def _nullable_int(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
@@ -309,12 +325,15 @@ def _sessions_table(panel, ep, ep_number, obs_extra, rule):
         label, episode = obs_label, obs_ep
     else:
         label, episode = _label_missing_rows(panel, obs_label, obs_ep)
+    reads = rule.reads()
     data = {
         "client": panel.row_clients(),
+        **({reads.group_name: panel.group_ids.take(panel.row_client)} if panel.group_ids is not None else {}),
         "session": panel.row_session,
         "score": panel.row_score,
-        "label": pd.Categorical.from_codes(label, categories=list(LABELS)),
+        "label": _categorical(label, list(LABELS)),
         "episode": pd.arrays.IntegerArray(episode, episode == 0),
+        **panel.row_items,
     }
     observed = None if panel.all_observed else panel.row_observed
     for name, dtype in rule.session_columns.items():
@@ -376,14 +395,14 @@ def _clients_table(panel, included, reason, ep, client_extra, rule):
         return _nullable_int(a, ~included)
 
     data = {
-        "client": panel.client_ids,
+        **_ids(panel, np.arange(n_clients), rule.reads()),
         "n_sessions": panel.n_obs.astype(np.int64),
         "included": included,
         "reason": reason.astype(str) if n_clients else np.zeros(0, dtype=str),
         "n_ruptures": counts(n_rup),
         "n_repaired": counts(n_rep),
         "n_unresolved": counts(n_unr),
-        "pattern": pd.Categorical.from_codes(pattern, categories=list(PATTERNS)),
+        "pattern": _categorical(pattern, list(PATTERNS)),
     }
     for name, dtype in rule.client_columns.items():
         values = client_extra[name]

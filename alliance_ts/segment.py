@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInputError, Problem, RuleError
+from .noise import aic_penalty, bic_penalty, difference_noise
 from .panel import Block, Panel
-from .rules._base import check_choice, check_number
-from .validation import _plain, read_panel
+from .sample import choose
+from .validation import check_choice, check_number, plain, read_panel
 
 __all__ = ["ALGORITHMS", "MODELS", "PENALTIES", "noise_sd", "penalty_values", "segment", "segment_block"]
 
@@ -51,8 +52,6 @@ def noise_sd(panel: Panel, clients: np.ndarray) -> float:
     shift spoils one or two differences, which the trimming (20% at each end)
     removes. NaN without any difference.
     """
-    from .rules.robust import difference_noise
-
     sd, _ = difference_noise(panel, clients)
     return sd / math.sqrt(2.0)
 
@@ -74,7 +73,7 @@ def penalty_values(penalty: Any, n: np.ndarray, sigma: float, model: str = "l2")
         return np.full(n.shape, float(penalty))
     log_n = np.log(np.maximum(n, 2.0))
     if model == "l2":
-        return 2.0 * sigma**2 * log_n if penalty == "bic" else np.full(n.shape, 4.0 * sigma**2)
+        return bic_penalty(sigma, n) if penalty == "bic" else aic_penalty(sigma, n)
     return 3.0 * log_n if penalty == "bic" else np.full(n.shape, 6.0)
 
 
@@ -176,11 +175,14 @@ def segment(
     if isinstance(penalty, str):
         check_choice(problems, "penalty", penalty, PENALTIES)
         if model not in ("l2", "normal"):
-            problems.append(Problem("parameter 'penalty'", f"named penalties need model 'l2' or 'normal'; give a number for {model!r}"))
+            problems.append(Problem("parameter 'penalty'",
+                                    f"named penalties need model 'l2' or 'normal'; give a number for {model!r}"))
     else:
         check_number(problems, "penalty", penalty, low=0)
     if engine == "batch" and (model != "l2" or algorithm not in ("pelt", "dynp")):
-        problems.append(Problem("parameter 'engine'", "the batch engine is the exact l2 optimum: use model='l2' (and algorithm 'pelt' or 'dynp')"))
+        problems.append(Problem("parameter 'engine'",
+                                "the batch engine is the exact l2 optimum: use model='l2' (and algorithm 'pelt' "
+                                "or 'dynp')"))
     panel, data_problems = read_panel(data, client=client, session=session, score=score, scale=scale)
     problems += data_problems
     if problems:
@@ -192,11 +194,13 @@ def segment(
     sigma = (
         float(noise)
         if noise is not None
-        else (noise_sd(panel, panel.sample_clients(clients)) if isinstance(penalty, str) and model == "l2" else math.nan)
+        else (noise_sd(panel, choose(panel, clients)) if isinstance(penalty, str) and model == "l2" else math.nan)
     )
     if isinstance(penalty, str) and model == "l2" and not (math.isfinite(sigma) and sigma > 0):
         raise InvalidInputError(
-            [Problem("parameter 'penalty'", "cannot estimate a noise SD for the named penalty (no varying scores); pass noise= or a numeric penalty")],
+            [Problem("parameter 'penalty'",
+                     "cannot estimate a noise SD for the named penalty (no varying scores); pass noise= or a "
+                     "numeric penalty")],
             "alliance_ts.segment()",
         )
     use_batch = engine == "batch" or (engine == "auto" and model == "l2" and algorithm in ("pelt", "dynp"))
@@ -327,7 +331,7 @@ def segment_block(x: np.ndarray, n: np.ndarray, pen: np.ndarray, min_size: int):
 
 def _segment_ruptures(panel, block, pen, model, min_size, algorithm, width, n_jobs=1):
     """One ruptures model per client, with the guard-rails (see the module docstring)."""
-    ids = [_plain(panel.client_ids[c]) for c in block.clients]
+    ids = [plain(panel.client_ids[c]) for c in block.clients]
     jobs = [(block.x[i, : int(block.n[i])], float(pen[i]), ids[i]) for i in range(block.x.shape[0])]
     settings = (model, min_size, algorithm, width)
     if n_jobs == 1 or len(jobs) < 2:
@@ -338,7 +342,8 @@ def _segment_ruptures(panel, block, pen, model, min_size, algorithm, width, n_jo
 
         workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            found = list(pool.map(_ruptures_one, jobs, [settings] * len(jobs), chunksize=max(1, len(jobs) // (4 * workers))))
+            found = list(pool.map(_ruptures_one, jobs, [settings] * len(jobs),
+                                  chunksize=max(1, len(jobs) // (4 * workers))))
     out_row, out_lo, out_hi = [], [], []
     for i, bkps in enumerate(found):
         lo = 0
@@ -347,7 +352,7 @@ def _segment_ruptures(panel, block, pen, model, min_size, algorithm, width, n_jo
             out_lo.append(lo)
             out_hi.append(b)
             lo = b
-    as_int = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+    as_int = lambda v: np.asarray(v, dtype=np.int64)
     return as_int(out_row), as_int(out_lo), as_int(out_hi)
 
 
@@ -389,7 +394,7 @@ def _run_ruptures(rpt, signal, pen, model, size, algorithm, width):
     # dynp has no penalty: take the number of change points that minimises cost + pen * k
     algo = rpt.Dynp(model=model, min_size=size, jump=1).fit(signal)
     best, best_bkps = math.inf, [n]
-    for k in range(0, n // size):
+    for k in range(n // size):
         try:
             bkps = algo.predict(n_bkps=k) if k else [n]
         except Exception:  # more change points than fit

@@ -14,8 +14,8 @@ import pandas as pd
 from scipy import stats
 
 from .errors import InvalidInputError, Problem
-from .rules._base import check_number
-from .validation import read_panel
+from .result import _categorical
+from .validation import check_number, read_panel
 
 __all__ = ["classify_shape", "SHAPES"]
 
@@ -196,7 +196,7 @@ def classify_shape(
             "n_sessions": nobs.astype(np.int64),
             "included": included,
             "reason": reason.astype(str),
-            "shape": pd.Categorical.from_codes(shape, categories=list(SHAPES)),
+            "shape": _categorical(shape, list(SHAPES)),
             "level": masked(y_mean),
             "slope": masked(slope),
             "p_slope": masked(p_slope),

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInputError, Problem
-from .rules._base import check_number
 from .scales import ScoreRange, get_scale, resolve_scale
+from .validation import check_number
 
 __all__ = ["EPISODE_KINDS", "COURSES", "OUTCOME_MEANS", "PSQ_RATERS", "Simulation", "simulate"]
 
@@ -225,7 +225,7 @@ def simulate(
     """
     courses = dict(courses) if courses is not None else {"flat": 0.35, "linear": 0.35, "log": 0.2, "u": 0.1}
     kinds = dict(kinds) if kinds is not None else {k: 1.0 for k in EPISODE_KINDS}
-    params = dict(
+    params: dict[str, Any] = dict(
         n_clients=n_clients, scale=scale, n_sessions=tuple(n_sessions), baseline=baseline,
         baseline_sd=baseline_sd, noise_sd=noise_sd, noise_spread=noise_spread, ar=ar,
         growth=growth, courses=courses, p_episode=p_episode, kinds=kinds, depth=tuple(depth),
@@ -238,7 +238,9 @@ def simulate(
     for name, lo_ in (("n_sessions", 3), ("decline", 1), ("recovery", 1)):
         pair = params[name]
         if len(pair) != 2 or any(not float(v).is_integer() for v in pair) or pair[0] < lo_ or pair[0] > pair[1]:
-            problems.append(Problem(f"parameter {name!r}", f"must be a (low, high) pair of whole numbers with {lo_} <= low <= high, got {pair!r}"))
+            problems.append(Problem(f"parameter {name!r}",
+                                    f"must be a (low, high) pair of whole numbers with {lo_} <= low <= high, "
+                                    f"got {pair!r}"))
     check_number(problems, "baseline", baseline, low=0, high=1)
     for name in ("baseline_sd", "noise_spread", "growth"):
         check_number(problems, name, params[name], low=0)
@@ -252,7 +254,8 @@ def simulate(
     for name, shares, valid in (("courses", courses, COURSES), ("kinds", kinds, EPISODE_KINDS)):
         bad = [k for k in shares if k not in valid]
         if bad or not shares or any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
-            problems.append(Problem(f"parameter {name!r}", f"must map some of {', '.join(valid)} to non-negative shares, got {shares!r}"))
+            problems.append(Problem(f"parameter {name!r}",
+                                    f"must map some of {', '.join(valid)} to non-negative shares, got {shares!r}"))
     means = params["outcome_means"]
     if set(means) != set(OUTCOME_MEANS) or not all(np.isfinite(float(v)) for v in means.values()):
         problems.append(Problem("parameter 'outcome_means'",
@@ -265,17 +268,19 @@ def simulate(
     if problems:
         raise InvalidInputError(problems, "alliance_ts.simulate()")
 
+    if rng_range is None:  # pragma: no cover - resolve_scale reported it above
+        raise InvalidInputError([Problem("parameter 'scale'", "a scale is needed")], "alliance_ts.simulate()")
     items, total = _resolution(scale, rng_range)
     lo, hi = (rng_range.low / items, rng_range.high / items) if total else (rng_range.low, rng_range.high)
     seed = _seed(rng)
     children = np.random.SeedSequence(seed).spawn(int(n_clients))
     spec = _Spec(
-        lo=lo, hi=hi, items=items, total=total, n_sessions=tuple(int(v) for v in n_sessions),
+        lo=lo, hi=hi, items=items, total=total, n_sessions=(int(n_sessions[0]), int(n_sessions[1])),
         baseline=baseline, baseline_sd=baseline_sd, noise_sd=noise_sd, noise_spread=noise_spread,
         ar=ar, growth=growth, course_names=list(courses), course_p=_norm(courses.values()),
         p_episode=p_episode, kind_names=list(kinds), kind_p=_norm(kinds.values()),
-        depth=tuple(depth), decline=tuple(int(v) for v in decline),
-        recovery=tuple(int(v) for v in recovery), p_missing=p_missing, p_dropout=p_dropout,
+        depth=(float(depth[0]), float(depth[1])), decline=(int(decline[0]), int(decline[1])),
+        recovery=(int(recovery[0]), int(recovery[1])), p_missing=p_missing, p_dropout=p_dropout,
     )
     score_rows, truth_rows, client_rows, psq_rows = [], [], [], []
     for i, child in enumerate(children, start=1):
@@ -344,11 +349,11 @@ def _norm(values) -> np.ndarray:
     return a / a.sum()
 
 
-def _seed(rng) -> int:
+def _seed(rng: Any) -> int:
     if isinstance(rng, np.random.Generator):
         return int(rng.integers(0, 2**63 - 1))
     if rng is None:
-        return int(np.random.SeedSequence().entropy)
+        return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return int(rng)
     raise InvalidInputError(
@@ -421,7 +426,7 @@ def _one_client(cid: int, g: np.random.Generator, spec: _Spec, keep_nan: bool):
     elif spec.items > 1:
         score = np.round(np.clip(latent, spec.lo, spec.hi) * spec.items) / spec.items
     else:
-        score = np.round(np.clip(latent, spec.lo, spec.hi), 2)
+        score = np.round(np.clip(latent, spec.lo, spec.hi), 2).astype(float)
 
     # missed sessions and dropout
     observed = np.ones(T, dtype=bool)
@@ -436,7 +441,7 @@ def _one_client(cid: int, g: np.random.Generator, spec: _Spec, keep_nan: bool):
 
     unit = spec.items if spec.total else 1.0
     truth = []
-    for kind_, start, trough, end, dep in planted:
+    for kind_, start, _trough, end, dep in planted:
         inside = observed & (sessions >= start) & (sessions < (end if end is not None else T + 1))
         if not inside.any():
             continue
@@ -516,7 +521,8 @@ def _psq_answers(cid: int, g: np.random.Generator, planted, sessions: np.ndarray
         low = g.choice([1.0, 2.0], size=k, p=[0.7, 0.3])
         other = g.choice([1.0, 2.0], size=k, p=[0.8, 0.2])
         rupture = np.where(report & (kd == 0), high, np.where(report, other, low))
-        withdrawal = np.where(report & (kd == 1), high, np.where(report, other, g.choice([1.0, 2.0], size=k, p=[0.7, 0.3])))
+        withdrawal = np.where(report & (kd == 1), high, np.where(report, other,
+                                                                 g.choice([1.0, 2.0], size=k, p=[0.7, 0.3])))
         # answered only when a problem is reported; resolved within the session
         # at repair sessions and for most mistaken reports, not inside a rupture
         resolved_now = np.where(st == 2, True, np.where(st == 1, False, g.random(k) < 0.7))

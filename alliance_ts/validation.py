@@ -1,22 +1,33 @@
-"""The one validator at the boundary.
+"""The one validator at the boundary, and the generic checks of parameter values.
 
-:func:`read_panel` checks a long table completely before anything is
-computed, collects *every* problem (missing columns, non-numeric or infinite
-scores, scores outside the scale, missing or non-integer session numbers,
-missing client ids, duplicate client x session rows, empty input) and
-returns them together, so the caller raises one
-:class:`~alliance_ts.errors.InvalidInputError` that lists them all. Each
-message names the column, the number of affected rows and example rows
-(index label, client, session, value).
+:func:`validate` checks a long table completely before anything is computed,
+collects *every* problem (missing or duplicated columns, client ids that are
+missing or ambiguous, session numbers that are missing, fractional, dates or
+durations, values that are not real numbers or lie outside their range,
+duplicate client x session rows, empty input) and returns them together, so
+the caller raises one :class:`~alliance_ts.errors.InvalidInputError` that
+lists them all. Each message names the column, the number of affected rows and
+example rows (index label, client, session, value).
+
+What a table must hold is a :class:`Layout`: the client and session columns,
+the value columns a rule reads (one score, or several questionnaire items),
+and optionally a grouping column (the rater) whose values split a client into
+separate courses.
 
 Valid clients that cannot be analysed are *not* problems: they are reported
 by the caller in ``Detection.clients`` with ``included=False``.
+
+:func:`check_number` and :func:`check_choice` are the generic checks of
+parameter values used by the rules, the simulator and the command line.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,11 +35,147 @@ import pandas as pd
 from .errors import Problem
 from .input import as_long_frame
 from .panel import Panel
-from .scales import resolve_scale
+from .scales import ScoreRange, resolve_scale
 
-__all__ = ["read_panel"]
+__all__ = [
+    "Layout",
+    "check_choice",
+    "check_column_names",
+    "check_number",
+    "merge_problems",
+    "plain",
+    "read_panel",
+    "score_layout",
+    "validate",
+]
 
 MAX_EXAMPLES = 5
+
+
+# --------------------------------------------------------------------------
+# parameter values
+
+
+def check_number(
+    problems: list[Problem],
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+    integer: bool = False,
+) -> None:
+    """Append a Problem unless ``value`` is a real number in the given range.
+
+    Booleans, complex numbers, strings and non-finite values are refused;
+    ``integer=True`` also refuses numbers with a fractional part.
+    """
+    if value is None and allow_none:
+        return
+    ok_type = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok_type and integer:
+        ok_type = math.isfinite(float(value)) and float(value).is_integer()
+    if not ok_type or not math.isfinite(float(value)):
+        kind = "a whole number" if integer else "a finite number"
+        problems.append(
+            Problem(f"parameter {name!r}", f"must be {kind}{' or None' if allow_none else ''}, got {value!r}")
+        )
+        return
+    v = float(value)
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    bad_high = high is not None and (v >= high if high_open else v > high)
+    if bad_low or bad_high:
+        lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
+        hi = "" if high is None else (f"< {high:g}" if high_open else f"<= {high:g}")
+        problems.append(
+            Problem(f"parameter {name!r}", f"must be {' and '.join(p for p in (lo, hi) if p)}, got {value!r}")
+        )
+
+
+def check_choice(problems: list[Problem], name: str, value: Any, choices: Sequence[Any]) -> None:
+    """Append a Problem unless ``value`` is one of ``choices`` (compared by type and value)."""
+    try:
+        ok = any(type(value) is type(c) and value == c for c in choices)
+    except (TypeError, ValueError):  # arrays and other values without a plain ==
+        ok = False
+    if not ok:
+        problems.append(
+            Problem(f"parameter {name!r}", f"must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        )
+
+
+def check_column_names(problems: list[Problem], **names: Any) -> None:
+    """Append a Problem for every column-name argument that is not a string."""
+    for arg, value in names.items():
+        if value is not None and not isinstance(value, str):
+            hint = " (one column per argument)" if isinstance(value, (list, tuple, set, pd.Index)) else ""
+            problems.append(
+                Problem(f"parameter {arg!r}", f"must be a column name (a string), got {value!r}{hint}")
+            )
+
+
+# --------------------------------------------------------------------------
+# what a table holds
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The columns of a long table a rule reads.
+
+    Attributes
+    ----------
+    client, session : str
+        Client id and session number columns.
+    values : tuple of (name, column)
+        The value columns: ``(("score", "wai"),)`` for a score rule, or the
+        questionnaire items ``(("rupture", "q1"), ...)``. Names are what the
+        rule and the output tables call them; columns are the input's.
+    score : str or None
+        The name in ``values`` that is the session score; None when the
+        rule derives the score from the values (``observed="any"``).
+    group : str or None
+        Column whose values split a client into separate courses (a rater);
+        reported in every table under ``group_name``.
+    group_name : str
+        Output name of the grouping column.
+    ranges : tuple of (name, ScoreRange)
+        Allowed range of values (closed); values outside are problems.
+    observed : {"score", "any"}
+        A row is an observed session when its score is present, or when any
+        value is present.
+    unit : str
+        What an observed row is called in messages (``"observed scores"``).
+    """
+
+    client: str
+    session: str
+    values: tuple[tuple[str, str], ...]
+    score: str | None = "score"
+    group: str | None = None
+    group_name: str = "rater"
+    ranges: tuple[tuple[str, ScoreRange], ...] = ()
+    observed: str = "score"
+    unit: str = "observed scores"
+    value_word: str = "score"
+    hints: tuple[str, ...] = field(default=())
+
+    @property
+    def columns(self) -> list[str]:
+        """Every input column read, in order, without repeats."""
+        cols = [self.client, *([self.group] if self.group is not None else []), self.session]
+        cols += [c for _, c in self.values]
+        return list(dict.fromkeys(cols))
+
+
+def score_layout(client: str, session: str, score: str, scale: Any = None) -> tuple[Layout, list[Problem]]:
+    """The layout of a score table (and the problem with ``scale``, if any)."""
+    score_range, msg = resolve_scale(scale)
+    problems = [Problem("parameter 'scale'", msg)] if msg else []
+    ranges = (("score", score_range),) if score_range is not None else ()
+    return Layout(client=client, session=session, values=(("score", score),), ranges=ranges), problems
 
 
 def read_panel(
@@ -39,175 +186,116 @@ def read_panel(
     score: str,
     scale: object = None,
 ) -> tuple[Panel | None, list[Problem]]:
-    """Validate ``data`` and build a :class:`~alliance_ts.panel.Panel`.
+    """Validate a table of scores (or one client's scores) and build a :class:`Panel`.
 
     Returns ``(panel, [])`` or ``(None, problems)``.
     """
     problems: list[Problem] = []
-    score_range, scale_msg = resolve_scale(scale)
-    if scale_msg:
-        problems.append(Problem("parameter 'scale'", scale_msg))
-
+    check_column_names(problems, client=client, session=session, score=score)
+    if problems:
+        return None, problems
+    layout, problems = score_layout(client, session, score, scale)
     frame, frame_problems = as_long_frame(data, client, session, score)
     problems += frame_problems
     if frame is None:
         return None, problems
+    panel, found = validate(frame, layout)
+    return (panel if not problems else None), problems + found
 
-    for name, arg in ((client, "client"), (session, "session"), (score, "score")):
-        if not isinstance(name, str) and not np.isscalar(name):
-            problems.append(Problem(f"parameter {arg!r}", f"expected a column name, got {name!r}"))
-    missing = [c for c in (client, session, score) if c not in frame.columns]
-    if missing:
-        problems.append(
-            Problem(
-                "columns",
-                f"{len(missing)} required column(s) not found: "
-                + ", ".join(repr(c) for c in missing)
-                + "; available: "
-                + (", ".join(repr(c) for c in list(frame.columns)[:20]) or "(none)")
-                + " (name yours with client=, session=, score=; on the command line --client, --session, --score)",
-            )
-        )
-        return None, problems
-    if len(set((client, session, score))) < 3:
-        problems.append(
-            Problem("columns", f"client, session and score must be three different columns, got {client!r}, {session!r}, {score!r}")
-        )
+
+def validate(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None, list[Problem]]:
+    """Check ``frame`` against ``layout``; ``(panel, [])`` or ``(None, problems)``."""
+    problems = _column_problems(frame, layout)
+    if problems:
         return None, problems
     if len(frame) == 0:
-        problems.append(Problem("data", "the table has no rows"))
-        return None, problems
-
+        return None, [Problem("data", "the table has no rows")]
     index = frame.index
-    client_col = frame[client]
-    if isinstance(client_col, pd.DataFrame):
-        problems.append(Problem(f"column {client!r}", "appears more than once in the table"))
-        return None, problems
+    client_col = frame[layout.client]
+    group_col = frame[layout.group] if layout.group is not None else None
 
-    # --- client ids -------------------------------------------------------
-    client_null = client_col.isna().to_numpy()
-    if client_null.any():
-        problems.append(
-            _problem_rows(
-                f"column {client!r}", "with a missing client id", client_null, index, None, None, None
-            )
-        )
+    before = len(problems)
+    client_ids = _ids(problems, client_col, layout.client, "client id", index)
+    group_ids = (
+        _ids(problems, group_col, layout.group, layout.group_name, index, client_col)
+        if group_col is not None and layout.group is not None
+        else None
+    )
+    ids_unclear = any("cannot be told apart" in p.message or "not a single value" in p.message
+                      or "True/False" in p.message for p in problems[before:])
+    client_null = client_ids.codes < 0
+    group_null = group_ids.codes < 0 if group_ids is not None else np.zeros(len(frame), dtype=bool)
 
     # --- session numbers --------------------------------------------------
-    sess_col = frame[session]
-    if pd.api.types.is_integer_dtype(sess_col.dtype) and not isinstance(sess_col.dtype, pd.api.extensions.ExtensionDtype):
-        # plain numpy integers: nothing can be missing or fractional
-        sess_float = None
-        sess_bad_value = np.zeros(len(frame), dtype=bool)
-    else:
-        sess_float, sess_bad_value = _numeric(sess_col)
-    sess_ok = np.isfinite(sess_float) if sess_float is not None else np.ones(len(frame), dtype=bool)
-    if sess_bad_value.any():
-        problems.append(
-            _problem_rows(
-                f"column {session!r}", "with a non-numeric session number", sess_bad_value,
-                index, client_col, None, frame[session],
-            )
-        )
-    if sess_float is None:
-        sess_int = sess_col.to_numpy()
-        sess_float = sess_int  # for the range checks below (all finite)
-    sess_missing = (np.isnan(sess_float) & ~sess_bad_value) if sess_float.dtype.kind == "f" else np.zeros(len(frame), dtype=bool)
-    if sess_missing.any():
-        problems.append(
-            _problem_rows(
-                f"column {session!r}", "with a missing session number", sess_missing,
-                index, client_col, None, None,
-            )
-        )
-    if sess_float.dtype.kind == "f":
-        sess_inf = np.isinf(sess_float)
-        with np.errstate(invalid="ignore"):
-            non_int = sess_ok & (np.floor(sess_float) != sess_float)
-            too_big = sess_ok & (np.abs(sess_float) > 2**52)
-        non_int |= too_big
-    else:
-        sess_inf = non_int = np.zeros(len(frame), dtype=bool)
-    if sess_inf.any() | non_int.any():
-        problems.append(
-            _problem_rows(
-                f"column {session!r}", "with a session number that is not a whole number",
-                sess_inf | non_int, index, client_col, None, frame[session],
-            )
-        )
-    sessions_valid = not (sess_bad_value.any() or sess_missing.any() or sess_inf.any() or non_int.any())
+    sess_col = frame[layout.session]
+    sess_float, sess_ok, sessions_valid = _session_problems(problems, sess_col, layout.session, index, client_col)
 
-    # --- scores -----------------------------------------------------------
-    score_col = frame[score]
-    values, score_bad = _numeric(score_col)
-    sess_for_msg = frame[session]
-    if score_bad.any():
-        problems.append(
-            _problem_rows(
-                f"column {score!r}", "with a non-numeric score", score_bad,
-                index, client_col, sess_for_msg, score_col,
-            )
+    # --- values -------------------------------------------------------------
+    value_arrays: dict[str, np.ndarray] = {}
+    ranges = dict(layout.ranges)
+    for name, col in layout.values:
+        if name in value_arrays:
+            continue
+        value_arrays[name] = _value_problems(
+            problems, frame[col], col, ranges.get(name), index, client_col, sess_col, layout.value_word
         )
-    score_inf = np.isinf(values)
-    if score_inf.any():
-        problems.append(
-            _problem_rows(
-                f"column {score!r}", "with an infinite score", score_inf,
-                index, client_col, sess_for_msg, score_col,
-            )
-        )
-    if score_range is not None:
-        with np.errstate(invalid="ignore"):
-            outside = np.isfinite(values) & ((values < score_range.low) | (values > score_range.high))
-        if outside.any():
-            problems.append(
-                _problem_rows(
-                    f"column {score!r}",
-                    f"with a score outside the scale {score_range.label} "
-                    f"[{score_range.low:g}, {score_range.high:g}]",
-                    outside, index, client_col, sess_for_msg, score_col,
-                )
-            )
 
-    if client_null.any() or not sessions_valid:
-        # Still report duplicates among the rows whose id and session are fine.
-        usable = ~client_null & sess_ok & ~non_int
-        sub = pd.DataFrame({"c": client_col.to_numpy()[usable], "s": sess_float[usable]})
+    ids_ok = not (client_null.any() or group_null.any())
+    if not ids_ok or not sessions_valid:
+        # Still report duplicates among the rows whose ids and session are fine.
+        usable = ~client_null & ~group_null & sess_ok
+        parts = {"c": client_col.to_numpy()[usable], "s": sess_float[usable]}
+        if group_col is not None:
+            parts["g"] = group_col.to_numpy()[usable]
         dup = np.zeros(len(frame), dtype=bool)
-        dup[np.flatnonzero(usable)] = sub.duplicated(keep=False).to_numpy()
+        dup[np.flatnonzero(usable)] = pd.DataFrame(parts).duplicated(keep=False).to_numpy()
         if dup.any():
-            problems.append(_duplicate_problem(dup, index, client_col, frame[session], client, session))
+            problems.append(_duplicate_problem(dup, index, client_col, sess_col, group_col, layout))
         return None, problems
 
-    # --- sort, then duplicates ---------------------------------------------
+    # --- units, sort, then duplicates ------------------------------------------
+    if ids_unclear:  # ids that cannot be told apart: no duplicates can be counted
+        return None, problems
     sess = sess_float.astype(np.int64)  # a copy: never shares memory with the input
-    codes, client_ids = _client_codes(client_col)
+    codes, unit_clients, unit_groups = _unit_codes(client_ids, group_ids)
     order = _sort_order(codes, sess)
-    if order is not None:
-        codes_s, sess_s = codes[order], sess[order]
-    else:
-        codes_s, sess_s = codes, sess
+    codes_s, sess_s = (codes, sess) if order is None else (codes[order], sess[order])
     dup_next = (codes_s[1:] == codes_s[:-1]) & (sess_s[1:] == sess_s[:-1])
     if dup_next.any():
         dup_sorted = np.zeros(codes_s.size, dtype=bool)
         dup_sorted[1:] |= dup_next
         dup_sorted[:-1] |= dup_next
         dup_rows = dup_sorted if order is None else _unsort(dup_sorted, order)
-        problems.append(_duplicate_problem(dup_rows, index, client_col, frame[session], client, session))
+        problems.append(_duplicate_problem(dup_rows, index, client_col, sess_col, group_col, layout))
     if problems:
         return None, problems
 
-    score_s = values.copy() if order is None else values[order]
-    observed = ~np.isnan(score_s)
-    n_clients = len(client_ids)
+    values_s = {k: (v.copy() if order is None else v[order]) for k, v in value_arrays.items()}
+    return _build_panel(layout, values_s, codes_s, sess_s, unit_clients, unit_groups, client_col, order), []
+
+
+def _build_panel(layout, values_s, codes_s, sess_s, unit_clients, unit_groups, client_col, order) -> Panel:
+    if layout.score is not None:
+        score_s = values_s[layout.score]
+        observed = ~np.isnan(score_s)
+        items: dict[str, np.ndarray] = {}
+    else:
+        items = values_s
+        observed = np.zeros(codes_s.size, dtype=bool)
+        for v in items.values():
+            observed |= ~np.isnan(v)
+        score_s = np.full(codes_s.size, np.nan)  # filled by the rule's session score
+    n_units = len(unit_clients)
     if observed.all():
-        # every row has a score: the observed arrays are the row arrays
+        # every row is observed: the observed arrays are the row arrays
         obs_values, obs_sessions, obs_codes = score_s, sess_s, codes_s
+        obs_items = dict(items)
     else:
         obs_values, obs_sessions, obs_codes = score_s[observed], sess_s[observed], codes_s[observed]
-    obs_offsets = np.searchsorted(obs_codes, np.arange(n_clients + 1)).astype(np.int64)
-    panel = Panel(
-        client_ids=client_ids,
+        obs_items = {k: v[observed] for k, v in items.items()}
+    obs_offsets = np.searchsorted(obs_codes, np.arange(n_units + 1)).astype(np.int64)
+    return Panel(
+        client_ids=unit_clients,
         row_client=codes_s,
         row_session=sess_s,
         row_score=score_s,
@@ -216,53 +304,334 @@ def read_panel(
         obs_offsets=obs_offsets,
         # A shallow pandas copy: copy-on-write keeps the caller's frame and
         # the result tables independent without copying the ids.
-        row_client_values=client_col.reset_index(drop=True) if order is None else None,
+        row_client_values=client_col.reset_index(drop=True) if order is None and unit_groups is None else None,
+        group_ids=unit_groups,
+        row_items=items,
+        obs_items=obs_items,
+        observed_rows=None if observed.all() else observed,
     )
-    return panel, []
 
 
-def _client_codes(client_col: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes in sorted id order, and the sorted unique ids.
+# --------------------------------------------------------------------------
+# columns
 
-    Equivalent to ``pd.factorize(client_col, sort=True)``; when the ids are
-    plain numbers already in ascending order (data sorted by client, the
-    common case for large files) the codes come from the change points
-    without hashing.
+
+def _column_problems(frame: pd.DataFrame, layout: Layout) -> list[Problem]:
+    problems: list[Problem] = []
+    needed = layout.columns
+    roles = {layout.client: "client", layout.session: "session"}
+    if layout.group is not None:
+        roles[layout.group] = layout.group_name
+    clash = [c for c, n in _counts([layout.client, layout.session, *([layout.group] if layout.group else [])]).items()
+             if n > 1]
+    value_cols = {c for _, c in layout.values}
+    clash += [c for c in value_cols if c in roles]
+    if clash:
+        problems.append(
+            Problem("columns", "the client, session"
+                    + (f", {layout.group_name}" if layout.group else "")
+                    + " and value columns must be different columns; used twice: "
+                    + ", ".join(repr(c) for c in dict.fromkeys(clash)))
+        )
+    cols = list(frame.columns)
+    missing = [c for c in needed if c not in cols]
+    if missing:
+        available = ", ".join(repr(c) for c in cols[:20]) + (", ..." if len(cols) > 20 else "")
+        hint = "; ".join(layout.hints) or (
+            "name yours with client=, session=, score=; on the command line --client, --session, --score"
+        )
+        problems.append(
+            Problem(
+                "columns",
+                f"{len(missing)} required column(s) not found: " + ", ".join(repr(c) for c in missing)
+                + "; available: " + (available or "(none)") + f" ({hint})",
+            )
+        )
+    repeated = {c: n for c, n in _counts(cols).items() if n > 1 and c in needed}
+    for col, n in repeated.items():
+        positions = [i + 1 for i, c in enumerate(cols) if c == col]
+        problems.append(
+            Problem(f"column {col!r}", f"appears {n} times in the table (columns {', '.join(map(str, positions))}); "
+                    "rename or drop the copies so that it names one column")
+        )
+    return problems
+
+
+def _counts(values: list[Any]) -> dict[Any, int]:
+    out: dict[Any, int] = {}
+    for v in values:
+        try:
+            out[v] = out.get(v, 0) + 1
+        except TypeError:  # an unhashable column label
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------
+# ids
+
+
+@dataclass(frozen=True)
+class _Ids:
+    """Codes of an id column in sorted id order (-1 where missing) and the sorted unique ids."""
+
+    codes: np.ndarray
+    uniques: pd.Index
+
+
+def _ids(
+    problems: list[Problem],
+    col: pd.Series,
+    name: str,
+    what: str,
+    index: pd.Index,
+    client_col: pd.Series | None = None,
+) -> _Ids:
+    """Type and code an id column (client or group), appending its problems.
+
+    Ids keep their type. Missing markers and empty (or blank) text are
+    missing ids. A column mixing numbers and text is sorted numbers first;
+    ids that differ in type but print the same (``1`` and ``"1"``) cannot be
+    told apart in a written table and are an input error. Type checks run on
+    the unique ids, not on every row.
     """
-    values = client_col.to_numpy() if client_col.dtype.kind in "iuf" else None
+    where = f"column {name!r}"
+    n = len(col)
+    if pd.api.types.is_bool_dtype(col.dtype):
+        problems.append(Problem(where, f"holds True/False values, not {what}s"))
+        return _Ids(np.zeros(n, dtype=np.int64), pd.Index([0]))
+    values = col.to_numpy() if col.dtype.kind in "iuf" else None
     if values is not None and values.size and bool(np.all(values[1:] >= values[:-1])):
+        # plain numbers already in ascending order (the common case for large
+        # files): the codes come from the change points, without hashing
         change = values[1:] != values[:-1]
         codes = np.zeros(values.size, dtype=np.int64)
         np.cumsum(change, out=codes[1:])
         starts = np.r_[0, np.flatnonzero(change) + 1]
-        return codes, pd.Index(values[starts], dtype=client_col.dtype)
-    codes, uniques = pd.factorize(client_col, sort=True)
-    return codes.astype(np.int64, copy=False), uniques
+        return _Ids(codes, pd.Index(values[starts], dtype=col.dtype))
+    try:
+        codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists, dicts)
+        bad = np.fromiter((not _hashable(v) for v in col.to_numpy(dtype=object)), dtype=bool, count=n)
+        problems.append(_problem_rows(where, f"with a {what} that is not a single value", bad, index,
+                                      client_col, None, col))
+        return _Ids(np.where(bad, -1, 0).astype(np.int64), pd.Index([0]))
+    codes = codes.astype(np.int64, copy=False)
+    uniques = pd.Index(uniques)
+    if uniques.dtype == object or pd.api.types.is_string_dtype(uniques.dtype):
+        blank = np.fromiter((isinstance(v, str) and not v.strip() for v in uniques), dtype=bool, count=len(uniques))
+        if blank.any():
+            keep = np.flatnonzero(~blank)
+            remap = np.full(len(uniques), -1, dtype=np.int64)
+            remap[keep] = np.arange(keep.size)
+            codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+            uniques = uniques.take(keep)
+    if uniques.dtype == object:
+        text = [str(v) for v in uniques]
+        if len(set(text)) < len(text):
+            seen: dict[str, Any] = {}
+            clashes: list[str] = []
+            for v, t in zip(uniques, text):
+                if t in seen and len(clashes) < MAX_EXAMPLES:
+                    clashes.append(f"{seen[t]!r} and {v!r}")
+                seen.setdefault(t, v)
+            problems.append(Problem(
+                where,
+                f"{what}s of different types print the same, so they cannot be told apart in the "
+                f"results: {'; '.join(clashes)}; make every id text (or every id a number)",
+            ))
+    missing = codes < 0
+    if missing.any():
+        problems.append(_problem_rows(where, f"with a missing {what}", missing, index, client_col, None, None))
+    order = _id_order(uniques)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = np.where(missing, -1, rank[np.maximum(codes, 0)]) if len(order) else codes
+    return _Ids(codes.astype(np.int64, copy=False), uniques.take(order))
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+def _unit_codes(clients: _Ids, groups: _Ids | None) -> tuple[np.ndarray, pd.Index, pd.Index | None]:
+    """Integer codes of the units (client, or client x group) in sorted order."""
+    if groups is None:
+        return clients.codes, clients.uniques, None
+    width = max(len(groups.uniques), 1)
+    combined = clients.codes * width + groups.codes
+    ucodes, inverse = np.unique(combined, return_inverse=True)
+    return (
+        inverse.astype(np.int64).reshape(-1),
+        clients.uniques.take(ucodes // width),
+        groups.uniques.take(ucodes % width),
+    )
+
+
+def _id_order(uniques: pd.Index) -> np.ndarray:
+    """Sorting permutation of unique ids; numbers before text when a column mixes them."""
+    try:
+        return np.asarray(uniques.argsort(), dtype=np.int64)
+    except TypeError:
+        keys = [(0, v, "") if isinstance(v, (int, float, np.number)) else (1, 0, str(v)) for v in uniques]
+        return np.asarray(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------
+# sessions and values
+
+
+def _session_problems(problems, sess_col, name, index, client_col):
+    """Float session numbers, the mask of usable ones, and whether all are valid."""
+    n = len(sess_col)
+    where = f"column {name!r}"
+    kind = _special_kind(sess_col)
+    if kind is not None:
+        problems.append(
+            Problem(where, f"holds {kind}, not session numbers; number each client's sessions 1, 2, 3, ... "
+                    f"(for example {'from the dates in order' if kind.startswith('date') else 'in time order'})")
+        )
+        return np.full(n, np.nan), np.zeros(n, dtype=bool), False
+    if pd.api.types.is_integer_dtype(sess_col.dtype) and not isinstance(sess_col.dtype,
+                                                                        pd.api.extensions.ExtensionDtype):
+        # plain numpy integers: nothing can be missing or fractional
+        sess_float = sess_col.to_numpy().astype(np.float64) if np.abs(sess_col.to_numpy()).max() <= 2**52 else None
+        if sess_float is not None:
+            return sess_float, np.ones(n, dtype=bool), True
+    sess_float, bad_value = _numeric(sess_col)
+    if bad_value.any():
+        problems.append(_problem_rows(where, "with a non-numeric session number", bad_value, index, client_col,
+                                      None, sess_col))
+    missing = np.isnan(sess_float) & ~bad_value
+    if missing.any():
+        problems.append(_problem_rows(where, "with a missing session number", missing, index, client_col, None, None))
+    finite = np.isfinite(sess_float)
+    with np.errstate(invalid="ignore"):
+        non_int = (np.isinf(sess_float)) | (finite & ((np.floor(sess_float) != sess_float)
+                                                      | (np.abs(sess_float) > 2**52)))
+    if non_int.any():
+        problems.append(_problem_rows(where, "with a session number that is not a whole number", non_int, index,
+                                      client_col, None, sess_col))
+    ok = finite & ~non_int
+    return sess_float, ok, not (bad_value.any() or missing.any() or non_int.any())
+
+
+def _value_problems(problems, col, name, score_range, index, client_col, sess_col, word) -> np.ndarray:
+    """Float values of a value column (NaN when missing), appending its problems."""
+    where = f"column {name!r}"
+    kind = _special_kind(col)
+    if kind is not None:
+        problems.append(Problem(where, f"holds {kind}, not {word}s"))
+        return np.full(len(col), np.nan)
+    values, bad = _numeric(col)
+    if bad.any():
+        hint = _decimal_hint(col, bad)
+        problems.append(_problem_rows(where, f"with a non-numeric {word}{hint}", bad, index, client_col, sess_col, col))
+    inf = np.isinf(values)
+    if inf.any():
+        problems.append(_problem_rows(where, f"with an infinite {word}", inf, index, client_col, sess_col, col))
+    if score_range is not None:
+        with np.errstate(invalid="ignore"):
+            outside = np.isfinite(values) & ((values < score_range.low) | (values > score_range.high))
+        if outside.any():
+            problems.append(
+                _problem_rows(
+                    where,
+                    f"with a {word} outside the {'scale ' if word == 'score' else 'range '}{score_range.label} "
+                    f"[{score_range.low:g}, {score_range.high:g}]",
+                    outside, index, client_col, sess_col, col,
+                )
+            )
+    return values
+
+
+def _special_kind(col: pd.Series) -> str | None:
+    """'dates', 'durations', 'complex numbers', ... for dtypes that are not plain numbers."""
+    dtype = col.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+        return "dates (datetime values)"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "durations (timedelta values)"
+    if pd.api.types.is_complex_dtype(dtype):
+        return "complex numbers"
+    if dtype == np.dtype(object) and len(col):
+        head = col.dropna().head(1000)
+        if len(head) and all(isinstance(v, (pd.Timestamp, np.datetime64)) or _is_date(v) for v in head):
+            return "dates (datetime values)"
+        if len(head) and all(isinstance(v, (pd.Timedelta, np.timedelta64)) or _is_duration(v) for v in head):
+            return "durations (timedelta values)"
+    return None
+
+
+def _is_date(v: Any) -> bool:
+    import datetime as dt
+
+    return isinstance(v, (dt.date, dt.datetime))
+
+
+def _is_duration(v: Any) -> bool:
+    import datetime as dt
+
+    return isinstance(v, dt.timedelta)
 
 
 def _numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Float values of a column and a mask of the entries that are not numbers.
+    """Float values of a column and a mask of the entries that are not real numbers.
 
     Numbers (including numeric strings such as ``"4.5"``) convert; missing
     markers (None, NaN, pandas NA) become NaN and are *not* flagged; anything
-    else (``"n/a"``, ``"x"``, booleans) is flagged.
+    else (``"n/a"``, ``"x"``, booleans, complex numbers, dates) is flagged.
     """
     if pd.api.types.is_bool_dtype(col.dtype):
         return np.full(len(col), np.nan), col.notna().to_numpy()
-    if pd.api.types.is_numeric_dtype(col.dtype):
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_complex_dtype(col.dtype):
         return col.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(col), dtype=bool)
-    converted = pd.to_numeric(col, errors="coerce")
-    values = converted.to_numpy(dtype=float, na_value=np.nan)
-    bad = np.isnan(values) & col.notna().to_numpy()
-    is_bool = col.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) if col.dtype == object else None
-    if is_bool is not None and is_bool.any():
-        values = np.where(is_bool, np.nan, values)
-        bad |= is_bool
+    if col.dtype == object:
+        odd = np.fromiter(
+            (isinstance(v, (bool, np.bool_, complex, np.complexfloating)) or _is_date(v) or _is_duration(v)
+             or isinstance(v, (pd.Timestamp, pd.Timedelta, np.datetime64, np.timedelta64)) for v in col.to_numpy()),
+            dtype=bool, count=len(col),
+        )
+    else:
+        odd = np.zeros(len(col), dtype=bool)
+    source = col.where(~odd) if odd.any() else col
+    try:
+        converted = pd.to_numeric(source, errors="coerce")
+        if pd.api.types.is_complex_dtype(converted.dtype):  # complex text such as "1+2j"
+            converted = pd.Series(np.where(np.imag(converted.to_numpy()) == 0, np.real(converted.to_numpy()), np.nan))
+        values = converted.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        values = np.array([_to_float(v) for v in source.to_numpy()], dtype=float)
+    bad = (np.isnan(values) & col.notna().to_numpy()) | odd
+    values = np.where(odd, np.nan, values)
     return values, bad
 
 
+def _to_float(v: Any) -> float:
+    try:
+        return float(v) if not isinstance(v, (bool, np.bool_)) else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _decimal_hint(col: pd.Series, bad: np.ndarray) -> str:
+    """A hint when the non-numeric values are numbers with a decimal comma ("4,5")."""
+    sample = col[bad].head(50)
+    if len(sample) and all(isinstance(v, str) and re.fullmatch(r"\s*-?\d+,\d+\s*", v) for v in sample):
+        return " (numbers written with a decimal comma: pass decimal=',' when reading; on the command line --decimal ,)"
+    return ""
+
+
+# --------------------------------------------------------------------------
+# sorting, duplicates and messages
+
+
 def _sort_order(codes: np.ndarray, sess: np.ndarray) -> np.ndarray | None:
-    """Permutation sorting rows by (client code, session); None if already sorted."""
+    """Permutation sorting rows by (code, session); None if already sorted."""
     if codes.size < 2:
         return None
     dc = codes[1:] - codes[:-1]
@@ -276,12 +645,17 @@ def _sort_order(codes: np.ndarray, sess: np.ndarray) -> np.ndarray | None:
     return np.lexsort((sess, codes))
 
 
-def _duplicate_problem(dup_rows, index, client_col, session_col, client, session) -> Problem:
-    pairs = pd.DataFrame({"c": client_col.to_numpy()[dup_rows], "s": session_col.to_numpy()[dup_rows]})
-    n_pairs = len(pairs.drop_duplicates())
+def _duplicate_problem(dup_rows, index, client_col, session_col, group_col, layout: Layout) -> Problem:
+    parts = {"c": client_col.to_numpy()[dup_rows], "s": session_col.to_numpy()[dup_rows]}
+    if group_col is not None:
+        parts["g"] = group_col.to_numpy()[dup_rows]
+    n_pairs = len(pd.DataFrame(parts).drop_duplicates())
+    cols = [layout.client] + ([layout.group] if layout.group is not None else []) + [layout.session]
+    what = " x ".join(repr(c) for c in cols)
     return _problem_rows(
-        f"columns {client!r} x {session!r}",
-        f"share their client and session with another row ({n_pairs} duplicated pair(s))",
+        f"columns {what}",
+        f"share their {' and '.join(['client'] + ([layout.group_name] if layout.group else []) + ['session'])} "
+        f"with another row ({n_pairs} duplicated {'pair' if group_col is None else 'combination'}(s))",
         dup_rows, index, client_col, session_col, None,
     )
 
@@ -309,22 +683,27 @@ def _problem_rows(
         label = index[r]
         parts = [f"row {(label.item() if isinstance(label, np.generic) else label)!r}"]
         if client_col is not None:
-            parts.append(f"client {_plain(client_col.iloc[r])}")
+            parts.append(f"client {plain(client_col.iloc[r])}")
         if session_col is not None:
-            parts.append(f"session {_plain(session_col.iloc[r])}")
+            parts.append(f"session {plain(session_col.iloc[r])}")
         if value_col is not None:
-            parts.append(f"value {_plain(value_col.iloc[r])}")
+            parts.append(f"value {plain(value_col.iloc[r])}")
         examples.append(" ".join(parts[:1]) + (" (" + ", ".join(parts[1:]) + ")" if parts[1:] else ""))
     plural = "s" if count != 1 else ""
     return Problem(where, f"{count} row{plural} {what}", tuple(examples))
 
 
-def _plain(value: object) -> str:
-    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)) or value is pd.NA:
+def plain(value: object) -> str:
+    """A value as a message shows it: text quoted, whole floats without ``.0``, missing as <missing>."""
+    try:
+        missing = value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value))
+    except (TypeError, ValueError):
+        missing = False
+    if missing:
         return "<missing>"
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
-    if isinstance(value, (np.generic,)):
+    if isinstance(value, np.generic):
         value = value.item()
     return repr(value) if isinstance(value, str) else str(value)
 
@@ -343,7 +722,7 @@ def merge_problems(problems: list[Problem]) -> list[Problem]:
     out = []
     for (where, text), (count, examples, counted) in merged.items():
         message = f"{count} row{'s' if count != 1 else ''} {text}" if counted else text
-        out.append(Problem(where, message, tuple(sorted(examples, key=_row_number)[:5])))
+        out.append(Problem(where, message, tuple(sorted(dict.fromkeys(examples), key=_row_number)[:MAX_EXAMPLES])))
     return out
 
 

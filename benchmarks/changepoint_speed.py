@@ -66,7 +66,8 @@ def compare(n_clients: int, n_sessions: int, seed: int = 1) -> dict:
     for r, h in zip(row[order], hi[order]):
         batch[r].append(int(h))
     t0 = time.perf_counter()
-    pelt = [rpt.Pelt(model="l2", jump=1, min_size=1).fit(x[i].reshape(-1, 1)).predict(pen=pen) for i in range(n_clients)]
+    pelt = [rpt.Pelt(model="l2", jump=1, min_size=1).fit(x[i].reshape(-1,
+                                                                      1)).predict(pen=pen) for i in range(n_clients)]
     t_pelt = time.perf_counter() - t0
     agree = float(np.mean([a == b for a, b in zip(batch, pelt)]))
     return dict(
@@ -105,7 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     rows = []
-    for n_sessions, clients in ((20, args.pelt_clients), (40, max(args.pelt_clients // 4, 100)), (100, max(args.pelt_clients // 20, 50))):
+    for n_sessions, clients in ((20, args.pelt_clients), (40, max(args.pelt_clients // 4, 100)),
+                                (100, max(args.pelt_clients // 20, 50))):
         r = compare(clients, n_sessions)
         rows.append(r)
         print(f"{r['task']}: batch {r['batch_s']:.3f} s, Pelt loop {r['pelt_s']:.1f} s "

@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed import make_data  # noqa: E402
+from speed import make_data
 
-import alliance_ts as at  # noqa: E402
+import alliance_ts as at
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -30,6 +30,7 @@ extensions = [
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
     "run_examples",
+    "param_tables",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"

@@ -11,8 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import alliance_ts as at  # noqa: E402
-from alliance_ts.demo import DEMO_TRIAL  # noqa: E402
+import alliance_ts as at
+from alliance_ts.demo import DEMO_TRIAL
 
 OUT = Path(__file__).parent / "_static" / "trajectories.png"
 

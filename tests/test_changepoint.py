@@ -75,3 +75,18 @@ def test_parameter_checks():
         at.detect([1.0, 2.0, 3.0], rule="changepoint", penalty="mbic")
     with pytest.raises(ValueError, match="parameter 'fpr'"):
         at.detect([1.0, 2.0, 3.0], rule="changepoint", fpr=0.0)
+
+
+@pytest.mark.parametrize("offset", [1e5, 1e6, -1e6])
+def test_large_scores_give_the_same_episodes(offset):
+    # cumulative sums of uncentred scores used to lose the digits that matter: adding 1e5
+    # changed the episodes and 1e6 removed them all. Scores are whole numbers, so x + 1e6 is
+    # exact and every decision must be the same; only pre and trough_score move by the offset.
+    sim = at.simulate(120, rng=9)
+    base = at.detect(sim.scores, "changepoint")
+    moved = at.detect(sim.scores.assign(score=sim.scores["score"] + offset), "changepoint")
+    assert len(base.episodes) > 20
+    cols = ["client", "episode", "start", "trough", "end", "status", "phase"]
+    pd.testing.assert_frame_equal(base.episodes[cols], moved.episodes[cols])
+    np.testing.assert_allclose(moved.episodes["pre"] - offset, base.episodes["pre"], atol=1e-6)
+    assert base.params["noise"] == pytest.approx(moved.params["noise"], rel=1e-9)

@@ -89,7 +89,10 @@ def test_rule_parameters_and_parquet_output(tmp_path, trial, trial_csv):
 
 
 def test_streaming_and_dask_give_the_in_memory_result(tmp_path, trial):
+    # integer ids: every path (in memory, pieces of 350 rows, Dask) writes them as the same
+    # nullable integer type, and the Parquet tables are identical, dtypes included
     ordered = trial.sort_values("pid", kind="stable")  # streaming needs clients' rows together
+    ordered = ordered.assign(pid=ordered["pid"].str[1:].astype(int))
     ordered.to_parquet(tmp_path / "trial.parquet", index=False, row_group_size=400)
     runs = {
         "mem": [],
@@ -97,13 +100,15 @@ def test_streaming_and_dask_give_the_in_memory_result(tmp_path, trial):
         "dask": ["--dask", "local", "--workers", "2"],
     }
     for name, extra in runs.items():
-        rc, _, err = run("detect", "trial.parquet", "--out", name, *COLS, "--quiet", *extra, cwd=tmp_path)
+        rc, _, err = run("detect", "trial.parquet", "--out", name, *COLS, "--quiet", "--format", "parquet", *extra,
+                         cwd=tmp_path)
         assert (rc, err) == (0, ""), name
     for table in ("episodes", "sessions", "clients"):
-        want = pd.read_csv(tmp_path / "mem" / f"{table}.csv")
+        want = pd.read_parquet(tmp_path / "mem" / f"{table}.parquet")
+        assert str(want["client"].dtype) == "Int64"
         for name in ("stream", "dask"):
-            got = pd.read_csv(tmp_path / name / f"{table}.csv")
-            pd.testing.assert_frame_equal(got, want, obj=f"{name} {table}")
+            got = pd.read_parquet(tmp_path / name / f"{table}.parquet")
+            pd.testing.assert_frame_equal(got, want, check_exact=True, obj=f"{name} {table}")
     assert json.loads((tmp_path / "dask" / "manifest.json").read_text())["mode"] == "dask (local)"
 
 
@@ -140,10 +145,10 @@ def test_non_numeric_scores_listed_once_with_rows(tmp_path):
     (tmp_path / "t.csv").write_text("client,session,score\n1,1,50\n1,2,abc\n1,3,40\n2,1,x\n2,2,41\n")
     rc, _, err = run("detect", "t.csv", "--out", "o", cwd=tmp_path)
     assert rc == 2
-    # file rows 1 and 3 (0-based data rows) hold 'abc' and 'x'
+    # file rows 1 and 3 (0-based data rows) hold 'abc' and 'x'; ids are read as written (text)
     assert error_lines(err) == [
         "alliance-ts: error: column 'score': 2 rows with a non-numeric score; "
-        "e.g. row 1 (client 1, session 2, value 'abc'); row 3 (client 2, session 1, value 'x')"
+        "e.g. row 1 (client '1', session 2, value 'abc'); row 3 (client '2', session 1, value 'x')"
     ]
 
 
@@ -261,8 +266,10 @@ def test_interrupt_and_unexpected_failure_exit_codes(monkeypatch, capsys, trial_
         raise KeyboardInterrupt
 
     monkeypatch.setattr(alliance_ts.files, "detect_file", interrupted)
-    assert cli.main(["detect", str(trial_csv), "--out", str(tmp_path / "o")]) == 130
-    assert capsys.readouterr().err == "alliance-ts: interrupted; no output file was left half-written\n"
+    out = str(tmp_path / "o")
+    assert cli.main(["detect", str(trial_csv), "--out", out]) == 130
+    assert capsys.readouterr().err == (f"alliance-ts: interrupted; nothing was written in {out!r} "
+                                       "(an earlier output there is unchanged)\n")
 
     def broken(*a, **k):
         raise ZeroDivisionError("division by zero")

@@ -9,6 +9,7 @@ distributed = pytest.importorskip("distributed")
 
 import alliance_ts as at  # noqa: E402
 import alliance_ts.panel  # noqa: E402
+import alliance_ts.sample  # noqa: E402
 from alliance_ts.distributed import input_files, read_dask  # noqa: E402
 from alliance_ts.errors import InvalidInputError  # noqa: E402
 
@@ -68,9 +69,9 @@ def test_result_does_not_depend_on_partitions(cluster, trial):
 def test_hash_sample_is_the_same_as_in_memory(cluster, trial, monkeypatch):
     # a budget of 1,500 scores: the 400 clients' ~6,000 analysed scores give a step
     # of 4, so the sample-wide estimates use about a quarter of the clients
-    monkeypatch.setattr(alliance_ts.panel, "SAMPLE_SCORES", 1500)
+    monkeypatch.setattr(alliance_ts.sample, "SAMPLE_SCORES", 1500)
     n_scores = int(trial["wai"].notna().sum())
-    assert alliance_ts.panel.sample_step(n_scores) == 4
+    assert alliance_ts.sample.sample_step(n_scores) == 4
     for rule in ("recommended", "vshape"):
         want = at.detect(trial, rule, engine="pandas", **KW)
         got = at.detect(trial, rule, engine="dask", **KW)
@@ -91,7 +92,7 @@ def test_every_problem_is_reported_once(cluster, trial):
     with pytest.raises(InvalidInputError) as dist:
         at.detect(dd.from_pandas(bad, npartitions=4), **KW)
     # the same problems, counts and example rows (the first rows of the table)
-    key = lambda p: (p.where, p.message, p.examples)  # noqa: E731
+    key = lambda p: (p.where, p.message, p.examples)
     assert sorted(dist.value.problems, key=key) == sorted(mem.value.problems, key=key)
     assert sorted(p.message.split(" ", 2)[0] for p in mem.value.problems) == ["2", "3"]
 

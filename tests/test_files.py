@@ -9,6 +9,7 @@ import pytest
 
 import alliance_ts as at
 import alliance_ts.panel
+import alliance_ts.sample
 from alliance_ts.errors import InvalidInputError
 from alliance_ts.files import detect_file
 from alliance_ts.io import file_sha256, iter_chunks, read_table, write_table
@@ -95,8 +96,8 @@ def test_write_table_is_atomic(tmp_path):
                                           ("sudden_loss", {"reliability": 0.9})])
 def test_streaming_equals_in_memory(tmp_path, trial, fmt, rule, params, monkeypatch):
     # a small sample budget forces the hash-selected sample for the pooled estimates
-    monkeypatch.setattr(alliance_ts.panel, "SAMPLE_SCORES", 1000)
-    assert alliance_ts.panel.sample_step(int(trial["wai"].notna().sum())) >= 4  # a subsample, not everyone
+    monkeypatch.setattr(alliance_ts.sample, "SAMPLE_SCORES", 1000)
+    assert alliance_ts.sample.sample_step(int(trial["wai"].notna().sum())) >= 4  # a subsample, not everyone
     path = tmp_path / f"trial.{'csv' if fmt == 'csv' else 'parquet'}"
     (trial.to_csv(path, index=False) if fmt == "csv" else trial.to_parquet(path, index=False, row_group_size=700))
     kw = dict(rule=rule, params=params, client="pid", session="week", score="wai", scale="wai-sr", out_format=fmt)
@@ -125,7 +126,7 @@ def test_streaming_needs_grouped_clients(tmp_path):
     df = pd.DataFrame({"client": [1, 1, 2, 2, 1], "session": [1, 2, 1, 2, 3], "score": [5.0, 4, 3, 3, 4]})
     path = tmp_path / "ungrouped.csv"
     df.to_csv(path, index=False)
-    with pytest.raises(InvalidInputError, match="streaming needs the rows of each client together"):
+    with pytest.raises(InvalidInputError, match="reading in pieces needs the rows of each client together"):
         detect_file(path, tmp_path / "out", stream=True, chunk_rows=2)
     # in memory the order does not matter
     detect_file(path, tmp_path / "out2", rule="vshape", params={"pooled_sd": 1.0})

@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import sudden_loss_episodes, sudden_loss_verdicts, vshape_reference
 
 import alliance_ts as at
 import alliance_ts.panel
-
-from reference import sudden_loss_episodes, sudden_loss_verdicts, vshape_reference
 from alliance_ts.testing.strategies import panels
 
 RULES = [
@@ -101,7 +100,7 @@ def test_row_order_and_id_relabelling(rule, params, df, seed):
 def test_batch_equals_one_client_at_a_time_and_any_block_size(rule, params, df):
     whole = at.detect(df, rule=rule, **params)
     parts = [at.detect(g, rule=rule, **params) for _, g in df.groupby("client", sort=True)]
-    for i, name in enumerate(("episodes", "sessions", "clients")):
+    for _i, name in enumerate(("episodes", "sessions", "clients")):
         joined = pd.concat([getattr(p, name) for p in parts], ignore_index=True)
         pd.testing.assert_frame_equal(getattr(whole, name).reset_index(drop=True), joined, check_dtype=False, check_categorical=False)
     with block_cells(3):

@@ -179,7 +179,7 @@ def test_plot_command(tmp_path):
                                      "--clients", "1", "2"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
-        "client_1.png", "client_2.png", "clients.png", "overview.png"]
+        "client_1.png", "client_2.png", "clients.png", "manifest.json", "overview.png"]
     done = subprocess.run(command + ["plot", "d.csv", "--out", "figs", "--clients", "7"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (2, "alliance-ts: error: --clients: no client '7' in the file\n")
@@ -194,4 +194,4 @@ def test_plot_command_when_no_client_can_be_analysed(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == ("no client could be analysed, so clients.png is not drawn: "
                                            "1 x fewer than 3 observed scores (2)")
-    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["overview.png"]
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["manifest.json", "overview.png"]

@@ -112,23 +112,33 @@ def test_every_problem_at_once():
     with pytest.raises(InvalidInputError) as info:
         at.detect(df, rule="psq", rater="rater", resolved=None)
     wheres = sorted(p.where for p in info.value.problems)
-    assert wheres == ["column 'rater'", "rater 'patient': column 'rupture'",
-                      "rater 'patient': columns 'client' x 'session'"]
+    # one answer outside 1-5 and one not a number (two problems of the rupture column),
+    # a missing rater and the patient's session 1 twice: all reported together
+    assert wheres == ["column 'rater'", "column 'rupture'", "column 'rupture'",
+                      "columns 'client' x 'rater' x 'session'"]
     with pytest.raises(InvalidInputError) as info:
         at.detect(answers([1, 2, 3]), rule="psq", withdrawal="withdraw", rupture_at=9, scale="wai")
     messages = " | ".join(str(p) for p in info.value.problems)
     assert "rupture_at" in messages and "scale" in messages and "'withdraw'" in messages
 
 
-def test_streaming_and_dask_paths_refuse_psq(tmp_path):
+def test_streaming_gives_the_in_memory_result(tmp_path):
+    # psq is an ordinary rule now: the file read in pieces of whole clients (here
+    # 2 rows a piece) is labelled exactly as in memory, rater column and items included
     from alliance_ts.files import detect_file
 
+    rows = [answers([1, 4, 1, 2], client=c).assign(rater=r) for c in (1, 2, 3) for r in ("patient", "therapist")]
+    df = pd.concat(rows, ignore_index=True)
     path = tmp_path / "psq.csv"
-    answers([1, 4, 1]).to_csv(path, index=False)
-    with pytest.raises(InvalidInputError, match="questionnaire answers in memory"):
-        detect_file(path, tmp_path / "out", rule="psq", stream=True)
-    manifest = detect_file(path, tmp_path / "out", rule="psq")  # in memory it works
-    assert manifest["counts"]["episodes"] == 1
+    df.to_csv(path, index=False)
+    a = detect_file(path, tmp_path / "mem", rule="psq", params={"rater": "rater"})
+    b = detect_file(path, tmp_path / "stream", rule="psq", params={"rater": "rater"}, stream=True, chunk_rows=2)
+    assert a["counts"] == b["counts"] and a["counts"]["episodes"] == 6  # one episode per client and rater
+    for name in ("episodes", "sessions", "clients"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "mem" / f"{name}.csv"),
+                                      pd.read_csv(tmp_path / "stream" / f"{name}.csv"))
+    got = pd.read_csv(tmp_path / "stream" / "sessions.csv")
+    assert got.columns.tolist()[:2] == ["client", "rater"] and "rupture" in got.columns
 
 
 def test_simulated_questionnaires_find_planted_ruptures():

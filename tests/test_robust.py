@@ -3,60 +3,13 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 import alliance_ts as at
-from alliance_ts.rules.robust import (
-    _autocorrelation,
-    _critical,
-    dip_ratio,
-    fall_ratio,
-    pooled_trimmed_scale,
-    trimmed_scale,
-)
-
-
-def test_trimmed_scale_by_hand():
-    # 10 values, trim 0.2: drop the 2 smallest and 2 largest -> keep 6 values
-    v = np.array([-30.0, -2, -1, 0, 0, 1, 1, 2, 3, 50])
-    sd, df, loc = trimmed_scale(v, trim=0.2)
-    kept = np.array([-1.0, 0, 0, 1, 1, 2])
-    # a normal truncated to the central 60% (q = 0.8416) has variance
-    # 1 - 2 q phi(q) / 0.6 = 0.2146; 10 values keep more spread: + b(0.2) / 10 with
-    # b(0.2) = 1.3456 - 2.8908 * 0.2 + 0.8745 * 0.04 = 0.8024 -> factor 0.2948
-    q = stats.norm.isf(0.2)
-    factor = 1 - 2 * q * stats.norm.pdf(q) / 0.6 + (1.3456 - 2.8908 * 0.2 + 0.8745 * 0.04) / 10
-    assert round(factor, 4) == 0.2948
-    assert math.isclose(sd, math.sqrt(np.var(kept, ddof=1) / factor))
-    assert df == 5 and math.isclose(loc, kept.mean())
-    # the outliers do not matter
-    sd2, _, _ = trimmed_scale(np.array([-3.0, -2, -1, 0, 0, 1, 1, 2, 3, 4]), trim=0.2)
-    assert math.isclose(sd, sd2)
-    # rows, with NaN padding; fewer than 4 values are not trimmed
-    rows = np.array([[1.0, 2.0, 4.0, np.nan], [0.0, 0.0, 0.0, 0.0]])
-    sd, df, _ = trimmed_scale(rows)
-    assert math.isclose(sd[0], np.std([1, 2, 4], ddof=1)) and df[0] == 2
-    assert sd[1] == 0.0
-
-
-def test_trimmed_variance_is_unbiased_in_small_samples():
-    z = np.random.default_rng(3).normal(size=(100_000, 10))
-    sd, _, _ = trimmed_scale(z)
-    assert np.mean(sd**2) == pytest.approx(1.0, abs=0.02)
-
-
-def test_pooled_trimmed_scale_matches_rowwise_and_is_unbiased_for_normal_noise():
-    rng = np.random.default_rng(0)
-    v = rng.normal(0, 3.0, 200_001)
-    assert math.isclose(pooled_trimmed_scale(v), trimmed_scale(v)[0], rel_tol=1e-9)
-    assert abs(pooled_trimmed_scale(v) - 3.0) < 0.03
-    # rounded to whole points it stays within 3% of the SD, where the MAD is 13% low:
-    # for SD 3.4 the MAD is 0.6745 * 3.4 = 2.29, rounded to 2, times 1.4826 = 2.97
-    w = np.round(rng.normal(0, 3.4, 200_001))
-    assert abs(pooled_trimmed_scale(w) / np.std(w) - 1) < 0.03
-    mad = 1.4826 * np.median(np.abs(w - np.median(w)))
-    assert mad == pytest.approx(2.9652) and mad / np.std(w) < 0.88
+from alliance_ts.noise import autocorrelation
+from alliance_ts.rules.robust import _critical, dip_ratio, fall_ratio
 
 
 def test_critical_values():
@@ -86,7 +39,7 @@ def test_noise_model_ratios_match_simulated_ar1_noise():
     # and the autocorrelation is recovered from consecutive differences
     d = e[:-1] - e[1:]
     pairs = np.stack([d[:-1], d[1:]], axis=1)
-    assert _autocorrelation(pairs, float(np.std(d))) == pytest.approx(phi, abs=0.05)
+    assert autocorrelation(pairs, float(np.std(d))) == pytest.approx(phi, abs=0.05)
 
 
 def test_hand_worked_v_with_fixed_noise():
@@ -141,7 +94,7 @@ def test_recommended_finds_clear_ruptures():
 
 
 def test_parameter_checks():
-    with pytest.raises(ValueError, match=r"parameter 'pooled_noise': must be None or \(SD of lag-1 differences"):
+    with pytest.raises(ValueError, match=r"parameter 'pooled_noise': must be None or a pair \(SD of lag-1 differences >= 0, noise autocorrelation in \(-1, 1\)\)"):
         at.detect([1.0, 2.0, 3.0], rule="robust", pooled_noise=(1.0, 2.0))
     with pytest.raises(ValueError, match="parameter 'noise': must be one of"):
         at.detect([1.0, 2.0, 3.0], rule="robust", noise="mad")
@@ -151,3 +104,18 @@ def test_constant_client_with_client_noise_is_excluded():
     res = at.detect([4.0] * 6, rule="robust", noise="client")
     assert not res.clients.loc[0, "included"]
     assert "noise estimate is 0" in res.clients.loc[0, "reason"]
+
+
+def test_noise_is_bit_identical_alone_and_in_a_batch(monkeypatch):
+    # the trimmed SD of a client's differences used to be summed pairwise over its padded
+    # block row, so its last digit depended on the longest course in the batch (about 4% of
+    # whole-point courses differed); now a client alone in its block (width = its own
+    # length) and the clients in one wide block give bit-identical tables
+    sim = at.simulate(1500, rng=6, n_sessions=(5, 40))
+    whole = at.detect(sim.scores, "recommended", pooled_noise=(2.0, 0.1))
+    import alliance_ts.panel
+
+    monkeypatch.setattr(alliance_ts.panel, "BLOCK_CELLS", 1)  # one client per block
+    alone = at.detect(sim.scores, "recommended", pooled_noise=(2.0, 0.1))
+    for name in ("clients", "episodes", "sessions"):
+        pd.testing.assert_frame_equal(getattr(whole, name), getattr(alone, name), check_exact=True)

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from reference import sudden_loss_episodes, sudden_loss_verdicts
 
 import alliance_ts as at
 from alliance_ts.rules.sudden_loss import reliable_change_cutoff, t_critical
-
-from reference import sudden_loss_episodes, sudden_loss_verdicts
 
 DATA = Path(__file__).parent / "data"
 

@@ -152,3 +152,89 @@ def test_rows_are_named_by_their_index_label():
                       index=pd.Index(np.array([10, 12, 14], dtype=np.int64)))
     _, probs = problems_of(lambda: at.detect(df))
     assert probs == ["column 'score': 1 row with a non-numeric score; e.g. row 12 (client 1, session 2, value 'x')"]
+
+
+# --------------------------------------------------------------------------
+# inputs that used to give tracebacks or silent changes (the one-pipeline issue)
+
+
+def _frame():
+    return pd.DataFrame({"client": [1, 1, 1, 2, 2, 2], "session": [1, 2, 3, 1, 2, 3],
+                         "score": [50.0, 40, 50, 30, 31, 30]})
+
+
+def test_duplicated_columns_are_named():
+    df = _frame()
+    twice = pd.concat([df, df[["score"]]], axis=1)
+    _, probs = problems_of(lambda: at.detect(twice))
+    assert probs == ["column 'score': appears 2 times in the table (columns 3, 4); rename or drop the copies so "
+                     "that it names one column"]
+    twice = pd.concat([df, df[["session"]]], axis=1)
+    _, probs = problems_of(lambda: at.detect(twice))
+    assert probs[0].startswith("column 'session': appears 2 times in the table (columns 2, 4)")
+
+
+def test_column_names_and_rules_that_are_not_names():
+    _, probs = problems_of(lambda: at.detect(_frame(), score=["score", "other"]))
+    assert probs == ["parameter 'score': must be a column name (a string), got ['score', 'other'] "
+                     "(one column per argument)"]
+    _, probs = problems_of(lambda: at.detect(_frame(), rule=["vshape", "gumz2012"]))
+    assert len(probs) == 1
+    assert probs[0].startswith("parameter 'rule': must be a rule name (a string) or a Rule object, got "
+                               "['vshape', 'gumz2012']; valid rules: ")
+    _, probs = problems_of(lambda: at.detect(_frame(), client="client", session="client"))
+    assert probs[0].startswith("columns: the client, session and value columns must be different columns")
+
+
+@pytest.mark.parametrize("sessions, kind", [
+    (pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15"] * 2), "dates (datetime values)"),
+    (pd.to_timedelta([0, 7, 14] * 2, unit="D"), "durations (timedelta values)"),
+    (pd.Series([pd.Timestamp("2024-01-01")] * 6, dtype=object), "dates (datetime values)"),
+])
+def test_dates_and_durations_as_sessions_are_errors(sessions, kind):
+    df = _frame().assign(session=list(sessions) if isinstance(sessions, pd.Series) else sessions)
+    _, probs = problems_of(lambda: at.detect(df))
+    assert probs == [f"column 'session': holds {kind}, not session numbers; number each client's sessions "
+                     f"1, 2, 3, ... (for example {'from the dates in order' if kind.startswith('date') else 'in time order'})"]
+
+
+def test_complex_scores_are_errors_not_their_real_part():
+    df = _frame().assign(score=[50 + 1j, 40, 50, 30, 31, 30])
+    _, probs = problems_of(lambda: at.detect(df))
+    assert probs == ["column 'score': holds complex numbers, not scores"]
+    mixed = _frame().assign(score=pd.Series([50.0, 1 + 2j, 50, 30, 31, 30], dtype=object))
+    _, probs = problems_of(lambda: at.detect(mixed))
+    assert probs == ["column 'score': 1 row with a non-numeric score; e.g. row 1 (client 1, session 2, value (1+2j))"]
+
+
+def test_ids_that_print_the_same_are_an_error():
+    df = _frame().assign(client=pd.Series([1, 1, 1, "1", "1", "1"], dtype=object))
+    _, probs = problems_of(lambda: at.detect(df))
+    assert probs == ["column 'client': client ids of different types print the same, so they cannot be told apart "
+                     "in the results: 1 and '1'; make every id text (or every id a number)"]
+    # numbers and text that differ are fine, numbers first
+    ok = _frame().assign(client=pd.Series([2, 2, 2, "a", "a", "a"], dtype=object))
+    assert at.detect(ok, rule="vshape").clients["client"].tolist() == [2, "a"]
+
+
+def test_blank_and_unhashable_ids():
+    df = _frame().assign(client=pd.Series(["a", "a", "a", " ", " ", "b"], dtype=object))
+    _, probs = problems_of(lambda: at.detect(df))
+    assert probs == ["column 'client': 2 rows with a missing client id; e.g. row 3; row 4"]
+    df = _frame().assign(client=pd.Series([[1], [1], "a", "a", "a", "a"], dtype=object))
+    err, probs = problems_of(lambda: at.detect(df))
+    assert probs[0].startswith("column 'client': 2 rows with a client id that is not a single value")
+
+
+def test_non_string_column_names():
+    # a table with numbered columns: naming them by number is refused with a clear message,
+    # and the default names report what is there
+    df = pd.DataFrame({0: [1, 1, 1], 1: [1, 2, 3], 2: [50.0, 40, 50]})
+    _, probs = problems_of(lambda: at.detect(df, client=0, session=1, score=2))
+    assert probs == [f"parameter {arg!r}: must be a column name (a string), got {v}"
+                     for arg, v in (("client", 0), ("session", 1), ("score", 2))]
+    _, probs = problems_of(lambda: at.detect(df))
+    assert probs[0].startswith("columns: 3 required column(s) not found: 'client', 'session', 'score'; "
+                               "available: 0, 1, 2")
+    renamed = df.rename(columns=str).rename(columns={"0": "client", "1": "session", "2": "score"})
+    assert at.detect(renamed, rule="vshape", pooled_sd=1.0).clients["included"].tolist() == [True]

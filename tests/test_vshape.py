@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from reference import vshape_reference
 
 import alliance_ts as at
-
-from reference import vshape_reference
 
 
 def one(scores, sessions=None, **kw):
@@ -229,3 +228,20 @@ def test_presets_match_reference_on_fixed_series(rule):
         else:
             assert [g[:3] for g in got] == [r[:3] for r in ref]
             assert np.allclose([g[3] for g in got], [r[3] for r in ref])
+
+
+@pytest.mark.parametrize("rule", ["vshape", "stiles2004", "strauss2006", "gumz2012", "recommended", "changepoint"])
+def test_float_noise_around_a_constant_is_no_rupture(rule):
+    # 40 stored with rounding errors of 1e-12 (an item mean computed in floating point):
+    # these rules used to report "ruptures" of depth 1e-12. Differences below a billionth
+    # of the score (4e-8 here) are no difference, so every course is constant.
+    x = 40 + np.array([0, 1e-12, -1e-12, 0, 2e-12, 0, -1e-12, 0])
+    df = pd.DataFrame({"client": np.repeat([1, 2, 3], 8), "session": np.tile(np.arange(1, 9), 3),
+                       "score": np.tile(x, 3)})
+    res = at.detect(df, rule, scale="wai-sr")
+    assert len(res.episodes) == 0
+    assert not res.clients["included"].any()  # an SD of 0: the thresholds are in SD units
+    # a real one-point dip in the same data is found (vshape with a pooled SD of 1 point)
+    if rule == "vshape":
+        dip = df.assign(score=np.where(df["session"] == 4, 37.0, df["score"]))
+        assert len(at.detect(dip, rule, scale="wai-sr", sd="pooled", pooled_sd=1.0).episodes) == 3

@@ -17,6 +17,7 @@ Each rule family lives in its own module and registers itself by name:
 
 from ._base import (
     BlockResult,
+    Reads,
     Rule,
     RuleSpec,
     get_rule,
@@ -42,6 +43,7 @@ __all__ = [
     "BlockResult",
     "ChangePoint",
     "Psq",
+    "Reads",
     "Rule",
     "RobustDrop",
     "RuleSpec",

@@ -7,6 +7,11 @@ each client's observed scores). Rules never see DataFrames, column names or
 the user's session labels; :mod:`alliance_ts.result` turns their output into
 the public tables.
 
+A rule declares what it reads (:meth:`Rule.reads`: the session score, or
+named questionnaire items with an optional rater column) and its parameters
+(fields made with :mod:`alliance_ts.params`, which give their checks, their
+``list_rules()`` entry, their command-line parsing and their docs table).
+
 Rules are registered by name with :func:`register_rule`; a *preset* is a
 named bundle of parameter values for a registered rule class
 (:func:`register_preset`).
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,9 +29,11 @@ import pandas as pd
 
 from ..errors import Problem, UnknownRuleError
 from ..panel import Block, Panel
+from ..params import parameters
 
 __all__ = [
     "BlockResult",
+    "Reads",
     "Rule",
     "RuleSpec",
     "get_rule",
@@ -89,6 +95,56 @@ class BlockResult:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What a rule reads from each row of the input table.
+
+    The default reads one score per session (the ``score`` column of
+    :func:`~alliance_ts.detect`). A rule that reads several answers per
+    session names them in ``items``; the pipeline validates those columns
+    (numbers within ``item_range``), treats a session as observed when any
+    item is answered, hands the rule each item as a block array
+    (``block.items``) and copies the items into the ``sessions`` table.
+
+    Attributes
+    ----------
+    items : tuple of (name, column)
+        The items read; empty for a score rule.
+    group : str or None
+        Column whose values split a client into separate courses (each
+        rater's answers are one course); every table then gets a column
+        ``group_name``.
+    group_name : str
+        Output name of the grouping column.
+    item_range : (float, float) or None
+        Lowest and highest valid answer codes.
+    score_items : tuple of str
+        Items whose highest answer is the session's ``score`` in the
+        ``sessions`` table (score rules: the score itself).
+    unit : str
+        What an observed session is called in the ``reason`` of clients
+        with too few (``"observed scores"``).
+    label : str
+        The ``input`` column of :func:`list_rules`.
+    uses_scale : bool
+        Whether ``scale=`` applies (score rules).
+    """
+
+    items: tuple[tuple[str, str], ...] = ()
+    group: str | None = None
+    group_name: str = "rater"
+    item_range: tuple[float, float] | None = None
+    score_items: tuple[str, ...] = ()
+    unit: str = "observed scores"
+    label: str = "scores"
+    uses_scale: bool = True
+
+    @property
+    def scores(self) -> bool:
+        """True for a rule that reads the session score."""
+        return not self.items
+
+
+@dataclass(frozen=True)
 class Rule(abc.ABC):
     """Base class of detection rules.
 
@@ -119,11 +175,6 @@ class Rule(abc.ABC):
         Skip the check of every block result in :func:`~alliance_ts.detect`
         (set by the built-in rules, whose output the test suite and the
         property checks verify; leave False for your own rules).
-    input : str
-        What the rule reads: ``"scores"`` (one alliance score per session,
-        the default) or ``"psq"`` (questionnaire answers in several columns,
-        labelled by the rule's own table method; see
-        :class:`~alliance_ts.rules.psq.Psq`).
     client_columns, session_columns : dict of str -> dtype
         Extra columns this rule adds to ``clients`` / ``sessions``.
     episode_columns : dict of str -> dtype
@@ -136,27 +187,53 @@ class Rule(abc.ABC):
     sample_dependent: ClassVar[tuple[str, ...]] = ()
     needs_moments: ClassVar[bool] = False
     trusted_output: ClassVar[bool] = False
-    input: ClassVar[str] = "scores"
     client_columns: ClassVar[dict[str, str]] = {}
     session_columns: ClassVar[dict[str, str]] = {}
-    episode_columns: ClassVar[dict[str, str]] = {}
+    episode_columns: ClassVar[dict[str, Any]] = {}
+
+    def reads(self) -> Reads:
+        """What the rule reads from each row (default: the session score)."""
+        return Reads()
 
     def check(self) -> list[Problem]:
-        """Problems with the parameter values (empty when all are valid)."""
-        return []
+        """Problems with the parameter values (empty when all are valid).
+
+        Checks every declared parameter against its declaration; rules with
+        constraints between parameters extend it (``super().check() + ...``).
+        """
+        problems: list[Problem] = []
+        for p in parameters(type(self)):
+            problems += p.check(getattr(self, p.name))
+        return problems
 
     def prepare(self, panel: Panel, clients: np.ndarray) -> Rule:
         """Fill in parameters estimated from the whole input.
 
         Called once per :func:`~alliance_ts.detect` call, before any block is
-        labelled, with the codes of the sample of analysed clients to estimate
-        from (all of them, or a hash-selected subset for very large inputs:
-        :meth:`Panel.sample_clients`); returns a rule with those parameters
-        fixed, so that splitting the clients into blocks, chunks or partitions
-        cannot change any result. Estimates must not depend on the order of
-        the clients (use order-free reductions such as :func:`math.fsum`).
+        labelled, with a panel holding the sample of analysed clients and
+        their codes in it (every analysed client, or, for very large inputs,
+        a subset chosen by the clients' data: see :mod:`alliance_ts.sample`);
+        returns a rule with those parameters fixed, so that splitting the
+        clients into blocks, chunks or partitions cannot change any result.
+        The panel's client ids are not the user's ids (they may be 0, 1, 2,
+        ...); estimates must depend only on the clients' scores, never on
+        their ids or their order (use order-free reductions such as
+        :func:`math.fsum`, and :func:`alliance_ts.sample.thin` to draw a
+        subsample).
         """
         return self
+
+    def session_score(self, items: dict[str, np.ndarray]) -> np.ndarray:
+        """The ``score`` of each session row for a rule that reads items.
+
+        The highest answer of the items named in ``reads().score_items``
+        (NaN when none is answered).
+        """
+        names = [n for n in self.reads().score_items if n in items]
+        if not names:
+            return np.full(len(next(iter(items.values()))) if items else 0, np.nan)
+        with np.errstate(invalid="ignore"):
+            return np.fmax.reduce([items[n] for n in names]) if len(names) > 1 else items[names[0]].copy()
 
     @abc.abstractmethod
     def label(self, block: Block) -> BlockResult:
@@ -198,7 +275,7 @@ class RuleSpec:
 
     def parameters(self) -> dict[str, Any]:
         """Every parameter with the value this name uses by default."""
-        base = {f.name: f.default for f in dataclasses.fields(self.cls)}
+        base = {p.name: p.default for p in parameters(self.cls)}
         base.update(self.defaults)
         return base
 
@@ -364,7 +441,10 @@ def _unknown_rule_problem(name: object) -> Problem:
 
 def make_rule(name: str, params: dict[str, Any]) -> tuple[Rule | None, list[Problem]]:
     """Instantiate a registered rule with user parameters, collecting problems."""
-    if not isinstance(name, str) or name not in _REGISTRY:
+    if not isinstance(name, str):
+        return None, [Problem("parameter 'rule'", f"must be a rule name (a string) or a Rule object, got {name!r}; "
+                              f"valid rules: {', '.join(sorted(_REGISTRY))}")]
+    if name not in _REGISTRY:
         return None, [_unknown_rule_problem(name)]
     spec = _REGISTRY[name]
     valid = [f.name for f in dataclasses.fields(spec.cls)]
@@ -406,7 +486,7 @@ def list_rules() -> pd.DataFrame:
             "summary": s.summary,
             "reference": s.reference,
             "parameters": ", ".join(f"{k}={v!r}" for k, v in s.parameters().items()),
-            "input": s.cls.input,
+            "input": _reads_label(s),
         }
         for s in _REGISTRY.values()
     ]
@@ -417,11 +497,18 @@ def list_rules() -> pd.DataFrame:
     )
 
 
+def _reads_label(spec: RuleSpec) -> str:
+    try:
+        return spec.cls(**spec.defaults).reads().label
+    except TypeError:  # a function rule with a required parameter
+        return "scores"
+
+
 # --------------------------------------------------------------------------
 # checking what a rule returns
 
 
-def result_problems(block: Block, res: BlockResult) -> list[tuple[int, str]]:
+def result_problems(block: Block, res: BlockResult, scores: bool = True) -> list[tuple[int, str]]:
     """Ways ``res`` breaks the episode model, as (block row or -1, message).
 
     Checks that the rule answered for exactly the block's clients, that every
@@ -455,8 +542,9 @@ def result_problems(block: Block, res: BlockResult) -> list[tuple[int, str]]:
         ((st < 0) | (st >= n), "an episode starts outside the client's scores"),
         ((tr < st) | (tr >= n), "the trough is not between the start and the last score"),
         ((en != -1) & ((en <= tr) | (en >= n)), "the repair is not after the trough and within the client's scores"),
-        (~np.isfinite(res.ep_pre), "an episode has no finite pre-rupture level"),
     ]
+    if scores:
+        checks.append((~np.isfinite(res.ep_pre), "an episode has no finite pre-rupture level"))
     for mask, msg in checks:
         for i in np.flatnonzero(mask)[:3]:
             out.append((int(res.ep_row[i]), msg))
@@ -467,55 +555,6 @@ def result_problems(block: Block, res: BlockResult) -> list[tuple[int, str]]:
     for i in np.flatnonzero(overlap)[:3]:
         out.append((int(r[i]), "episodes overlap (or one follows an unresolved episode)"))
     return out
-
-
-# --------------------------------------------------------------------------
-# parameter checks shared by rules
-
-
-def check_number(
-    problems: list[Problem],
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-    allow_none: bool = False,
-    integer: bool = False,
-) -> None:
-    """Append a Problem unless ``value`` is a number in the given range."""
-    if value is None and allow_none:
-        return
-    ok_type = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-    if ok_type and integer:
-        ok_type = float(value).is_integer()
-    if not ok_type or not math.isfinite(float(value)):
-        kind = "a whole number" if integer else "a finite number"
-        problems.append(
-            Problem(f"parameter {name!r}", f"must be {kind}{' or None' if allow_none else ''}, got {value!r}")
-        )
-        return
-    v = float(value)
-    bad_low = low is not None and (v <= low if low_open else v < low)
-    bad_high = high is not None and (v >= high if high_open else v > high)
-    if bad_low or bad_high:
-        lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
-        hi = "" if high is None else (f"< {high:g}" if high_open else f"<= {high:g}")
-        problems.append(
-            Problem(f"parameter {name!r}", f"must be {' and '.join(p for p in (lo, hi) if p)}, got {value!r}")
-        )
-
-
-def check_choice(problems: list[Problem], name: str, value: Any, choices: tuple[Any, ...]) -> None:
-    """Append a Problem unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        problems.append(
-            Problem(f"parameter {name!r}", f"must be one of {', '.join(map(repr, choices))}; got {value!r}")
-        )
 
 
 # --------------------------------------------------------------------------
@@ -530,6 +569,7 @@ def scan_episodes(
     pre: np.ndarray,
     ret: np.ndarray,
     window: int | None = None,
+    eps: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Turn per-position onset flags into non-overlapping episodes.
 
@@ -559,6 +599,10 @@ def scan_episodes(
         Reference level and return level of that episode.
     window : int or None
         Maximum positions from trough to repair; None = any later session.
+    eps : ndarray (m,), optional
+        Per-client resolution (:attr:`~alliance_ts.panel.Block.resolution`):
+        a score within ``eps`` of the return level has returned, and a score
+        must be more than ``eps`` below the trough to be a new trough.
 
     Returns
     -------
@@ -571,7 +615,8 @@ def scan_episodes(
     if active.size < m:
         # Only clients with at least one onset can have episodes: scan those.
         r, st, tr, en, pr = scan_episodes(
-            x[active], n[active], onset[active], start[active], pre[active], ret[active], window
+            x[active], n[active], onset[active], start[active], pre[active], ret[active], window,
+            None if eps is None else eps[active],
         ) if active.size else (np.zeros(0, dtype=np.int64),) * 4 + (np.zeros(0),)
         return active[r], st, tr, en, pr
     in_ep = np.zeros(m, dtype=bool)  # inside an episode
@@ -581,11 +626,12 @@ def scan_episodes(
     ep_ret = np.zeros(m)
     tr_pos = np.zeros(m, dtype=np.int64)
     tr_val = np.zeros(m)
+    tol = np.zeros(m) if eps is None else np.asarray(eps, dtype=float)
     rows, starts, troughs, ends, pres = [], [], [], [], []
     with np.errstate(invalid="ignore"):
         for j in range(length):
             xj = x[:, j]  # NaN after a client's last score: every comparison is False
-            back = in_ep & (xj >= ep_ret)
+            back = in_ep & (xj >= ep_ret - tol)
             if window is not None and back.any():
                 late = back & (j - tr_pos > window)
                 done = back & ~late
@@ -601,7 +647,7 @@ def scan_episodes(
                 ends.append(np.full(idx.size, j, dtype=np.int64))
                 pres.append(ep_pre[idx])
                 in_ep &= ~done
-            deeper = (in_ep | dead) & (xj < tr_val)
+            deeper = (in_ep | dead) & (xj < tr_val - tol)
             np.copyto(tr_pos, j, where=deeper)
             np.copyto(tr_val, xj, where=deeper)
             new = onset[:, j] & ~(in_ep | dead | done)

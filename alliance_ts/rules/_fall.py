@@ -3,7 +3,8 @@
 For every position ``j`` of every client: how many sessions the
 uninterrupted (non-increasing) fall into ``j`` spans, capped at
 ``max_decline``, the score at its top, and the first session of the fall
-that lies below a given return level. Computed with shifted views of one
+that lies below a given return level. Rises no larger than the block's
+resolution (``eps``, float rounding) do not interrupt a fall. Computed with shifted views of one
 padded copy of the block, so the cost is ``max_decline`` vectorised passes.
 """
 
@@ -24,14 +25,16 @@ class Falls:
         Score ``max_decline`` steps back at most, where that fall began.
     """
 
-    def __init__(self, x: np.ndarray, max_decline: int) -> None:
+    def __init__(self, x: np.ndarray, max_decline: int, eps: np.ndarray | None = None) -> None:
         m, length = x.shape
         self._x = x
         self._length = length
         self._cap = int(max_decline)
         self._xp = np.pad(x, ((0, 0), (self._cap, 0)), constant_values=np.nan)
+        tol = np.zeros((m, 1)) if eps is None else np.asarray(eps, dtype=float)[:, None]
+        self._eps = tol
         with np.errstate(invalid="ignore"):
-            step = x <= self.back(1)  # NaN (padding, missing) compares False
+            step = x <= self.back(1) + tol  # NaN (padding, missing) compares False
         stepp = np.pad(step, ((0, 0), (self._cap, 0)), constant_values=False)
         ok = step
         lag = ok.astype(np.int16)
@@ -57,6 +60,6 @@ class Falls:
         start = np.broadcast_to(cols, self._x.shape).copy()
         with np.errstate(invalid="ignore"):
             for d in range(1, self._cap):
-                below = (d < self.lag) & (self.back(d) < ret)
+                below = (d < self.lag) & (self.back(d) < ret - self._eps)
                 np.copyto(start, cols - d, where=below)
         return start

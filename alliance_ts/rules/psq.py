@@ -27,11 +27,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInputError, Problem
-from ..panel import Block, Panel
-from ._base import BlockResult, Rule, check_choice, check_number, register_rule
+from ..errors import Problem
+from ..panel import Block
+from ..params import choice, column, number
+from ..validation import check_number
+from ._base import BlockResult, Reads, Rule, register_rule
 
-__all__ = ["Psq", "detect_psq", "psq_episodes"]
+__all__ = ["Psq", "psq_episodes"]
 
 EUBANKS_2018 = (
     "Eubanks, C. F., Muran, J. C., & Safran, J. D. (2018). Alliance rupture repair: A meta-analysis. "
@@ -61,18 +63,23 @@ class Psq(Rule):
 
     Parameters
     ----------
-    rupture, withdrawal : str or None
-        Columns of the rupture (tension/conflict) and withdrawal
-        (accommodating/avoiding) items; at least one is needed.
-    resolved, addressed : str or None
-        Columns of the "resolved by the end of the session" and "addressed"
-        items (``addressed`` is reported, not used).
-    rater : str or None
+    rupture : str or None, default "rupture"
+        Column of the rupture (tension/conflict) item.
+    withdrawal : str or None, default "withdrawal"
+        Column of the withdrawal (accommodating/avoiding) item; at least one
+        of ``rupture`` and ``withdrawal`` is needed.
+    resolved : str or None, default "resolved"
+        Column of the "resolved by the end of the session" item.
+    addressed : str or None, default None
+        Column of the "addressed" item (reported, not used).
+    rater : str or None, default None
         Column naming the rater of each row (e.g. ``"patient"``,
         ``"therapist"``); None when all answers come from one rater.
-    low, high : float
-        Codes of the first ("Not at all") and last ("Very much") answer
-        options. Answers outside are input errors. Default 1 and 5.
+    low : float, default 1.0
+        Code of the first answer option ("Not at all").
+    high : float, default 5.0
+        Code of the last answer option ("Very much"). Answers outside
+        ``low``-``high`` are input errors.
     rupture_at : float, default 3
         Option rank (1 = "Not at all" ... 5 = "Very much") from which a
         rupture or withdrawal answer reports a rupture: with the default
@@ -80,7 +87,7 @@ class Psq(Rule):
     resolved_at : float, default 4
         Option rank from which the rupture counts as resolved by the end of
         the session.
-    repair : {"resolved_or_absent", "resolved"}
+    repair : {"resolved_or_absent", "resolved"}, default "resolved_or_absent"
         What repairs an open episode at a later session: a rupture reported
         and rated resolved, or (default) also a session at which no rupture
         is reported; with ``"resolved"`` only the former.
@@ -105,7 +112,8 @@ class Psq(Rule):
 
     Episode columns: ``trough`` is the session with the highest rupture or
     withdrawal answer of the episode (first if tied; it can be the session
-    at which the rupture was rated resolved), ``intensity`` that answer, ``type`` ``"confrontation"`` (only the rupture item reached the
+    at which the rupture was rated resolved), ``intensity`` that answer,
+    ``type`` ``"confrontation"`` (only the rupture item reached the
     threshold), ``"withdrawal"`` (only the withdrawal item) or ``"both"``,
     and ``resolved_within`` (repaired in the session it started). ``pre``,
     ``depth`` and ``trough_score`` are score-based and missing (NaN) for
@@ -145,44 +153,89 @@ class Psq(Rule):
     1      5    5  repaired  confrontation             True
     """
 
-    rupture: str | None = "rupture"
-    withdrawal: str | None = "withdrawal"
-    resolved: str | None = "resolved"
-    addressed: str | None = None
-    rater: str | None = None
-    low: float = 1.0
-    high: float = 5.0
-    rupture_at: float = 3.0
-    resolved_at: float = 4.0
-    repair: str = "resolved_or_absent"
+    rupture: str | None = column("rupture", "column of the rupture (tension or conflict) item")
+    withdrawal: str | None = column("withdrawal", "column of the withdrawal (accommodating or avoiding) item")
+    resolved: str | None = column("resolved", "column of the 'resolved by the end of the session' item")
+    addressed: str | None = column(None, "column of the 'addressed' item (reported, not used)")
+    rater: str | None = column(None, "column naming the rater of each row (None: one rater)")
+    low: float = number(1.0, "code of the first answer option ('Not at all')")
+    high: float = number(5.0, "code of the last answer option ('Very much')")
+    rupture_at: float = number(3.0, "option rank from which a rupture or withdrawal answer reports a rupture",
+                               low=1)
+    resolved_at: float = number(4.0, "option rank from which the rupture counts as resolved", low=1)
+    repair: str = choice("resolved_or_absent", "what repairs an open episode at a later session",
+                         ("resolved_or_absent", "resolved"))
 
-    input: ClassVar[str] = "psq"
     trusted_output: ClassVar[bool] = True
+    client_columns: ClassVar[dict[str, str]] = {"n_confrontation": "int64", "n_withdrawal": "int64"}
+    episode_columns: ClassVar[dict[str, Any]] = {
+        "type": pd.CategoricalDtype(list(TYPES)),
+        "intensity": "float64",
+        "resolved_within": "bool",
+    }
 
     def check(self) -> list[Problem]:
-        problems: list[Problem] = []
-        for name in ("rupture", "withdrawal", "resolved", "addressed", "rater"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                problems.append(Problem(f"parameter {name!r}", f"must be a column name or None, got {value!r}"))
+        problems = super().check()
         if self.rupture is None and self.withdrawal is None:
             problems.append(Problem("parameters 'rupture', 'withdrawal'", "name at least one of the two item columns"))
-        check_number(problems, "low", self.low)
-        check_number(problems, "high", self.high)
-        if not problems and not self.low < self.high:
-            problems.append(Problem("parameters 'low', 'high'", f"need low < high, got {self.low!r}, {self.high!r}"))
-        n_options = (self.high - self.low + 1) if not problems else None
-        check_number(problems, "rupture_at", self.rupture_at, low=1, high=n_options)
-        check_number(problems, "resolved_at", self.resolved_at, low=1, high=n_options)
-        check_choice(problems, "repair", self.repair, ("resolved_or_absent", "resolved"))
+        named = [c for c in (getattr(self, item) for item in ITEMS) if isinstance(c, str)]
+        if len(set(named)) < len(named):
+            problems.append(Problem("parameters 'rupture', 'withdrawal', 'resolved', 'addressed'",
+                                    f"each item needs its own column; got {', '.join(map(repr, named))}"))
+        if not any(p.where in ("parameter 'low'", "parameter 'high'") for p in problems):
+            if not self.low < self.high:
+                problems.append(Problem("parameters 'low', 'high'",
+                                        f"need low < high, got {self.low!r}, {self.high!r}"))
+            else:
+                n_options = self.high - self.low + 1
+                bad = [p for p in problems if p.where in ("parameter 'rupture_at'", "parameter 'resolved_at'")]
+                if not bad:
+                    check_number(problems, "rupture_at", self.rupture_at, low=1, high=n_options)
+                    check_number(problems, "resolved_at", self.resolved_at, low=1, high=n_options)
         return problems
 
-    def label(self, block: Block) -> BlockResult:  # pragma: no cover - psq labels answer tables
-        raise TypeError("the psq rule labels questionnaire tables: call alliance_ts.detect(df, rule='psq', ...)")
+    def reads(self) -> Reads:
+        """The answered items (renamed to their canonical names) and the rater column."""
+        return Reads(
+            items=tuple((item, getattr(self, item)) for item in ITEMS if getattr(self, item) is not None),
+            group=self.rater,
+            group_name="rater",
+            item_range=(float(self.low), float(self.high)),
+            score_items=("rupture", "withdrawal"),
+            unit="sessions with answers",
+            label="psq",
+            uses_scale=False,
+        )
 
     def columns(self) -> dict[str, str]:
         """The configured item columns, canonical name -> column in the data."""
         return {item: getattr(self, item) for item in ITEMS if getattr(self, item) is not None}
+
+    def label(self, block: Block) -> BlockResult:
+        ranks: dict[str, np.ndarray] = {
+            item: block.items[item] - self.low + 1
+            for item in ("rupture", "withdrawal", "resolved") if item in block.items
+        }
+        ep = psq_episodes(ranks, block.n, self.rupture_at, self.resolved_at, self.repair)
+        m = block.n.size
+        code = np.where(ep["confrontation"] & ep["withdrawal"], 2, np.where(ep["withdrawal"], 1, 0))
+        return BlockResult(
+            clients=block.clients,
+            ep_row=ep["row"],
+            ep_start=ep["start"],
+            ep_trough=ep["trough"],
+            ep_end=ep["end"],
+            ep_pre=np.full(ep["row"].size, np.nan),
+            ep_extra={
+                "type": np.asarray(TYPES, dtype=object)[code],
+                "intensity": ep["intensity"] + self.low - 1,
+                "resolved_within": (ep["end"] >= 0) & (ep["end"] == ep["start"]),
+            },
+            client_extra={
+                "n_confrontation": np.bincount(ep["row"][ep["confrontation"]], minlength=m).astype(float),
+                "n_withdrawal": np.bincount(ep["row"][ep["withdrawal"]], minlength=m).astype(float),
+            },
+        )
 
 
 def psq_episodes(
@@ -269,223 +322,3 @@ def psq_episodes(
     return {k: (np.concatenate(v) if v else np.zeros(0, dtype=bool if k in ("confrontation", "withdrawal")
                                                      else float if k == "intensity" else np.int64))
             for k, v in out.items()}
-
-
-def detect_psq(rule: Psq, data: Any, *, client: str, session: str, scale: Any, min_sessions: int,
-               rule_name: str, version: str, problems: list[Problem] | None = None) -> Any:
-    """Validate a PSQ answer table and label it (the psq branch of :func:`alliance_ts.detect`).
-
-    ``problems`` already found (with the parameters) are raised together with
-    the table's.
-    """
-    from ..result import Detection
-
-    groups, found = _read(rule, data, client=client, session=session, scale=scale)
-    problems = list(problems or []) + found
-    if problems:
-        raise InvalidInputError(problems, "alliance_ts.detect()")
-    parts = [_label_group(rule, rater, panels, int(min_sessions), rule_name) for rater, panels in groups]
-    tables = []
-    for k in range(3):
-        frame = pd.concat([p[k] for p in parts], ignore_index=True)
-        keys = ["client"] + (["rater"] if rule.rater is not None else []) + [("episode", "session", None)[k]]
-        keys = [x for x in keys if x is not None]
-        tables.append(frame.sort_values(keys, kind="stable").reset_index(drop=True))
-    params = {**rule.params(), "scale": None, "min_sessions": int(min_sessions)}
-    return Detection(tables[0], tables[1], tables[2], rule_name, params, version)
-
-
-def _read(rule: Psq, data: Any, *, client: str, session: str, scale: Any):
-    """Every problem of a PSQ table, or the validated panels of each rater."""
-    from ..validation import read_panel
-
-    problems: list[Problem] = []
-    if scale is not None:
-        problems.append(Problem("parameter 'scale'", "the psq rule reads answer codes: give low= and high= "
-                                "(default 1 and 5), not scale="))
-    if not isinstance(data, pd.DataFrame):
-        problems.append(Problem("data", f"the psq rule needs a long DataFrame of answers, got {type(data).__name__}"))
-        return [], problems
-    items = rule.columns()
-    needed = [client, session, *items.values()] + ([rule.rater] if rule.rater is not None else [])
-    missing = [c for c in dict.fromkeys(needed) if c not in data.columns]
-    if missing:
-        problems.append(Problem(
-            "columns", f"{len(missing)} required column(s) not found: " + ", ".join(map(repr, missing))
-            + "; available: " + ", ".join(map(repr, list(data.columns)[:20]))
-            + " (name the item columns with rupture=, withdrawal=, resolved=, addressed=, rater=)"))
-        return [], problems
-    if len(data) == 0:
-        return [], problems + [Problem("data", "the table has no rows")]
-    groups: list[tuple[Any, pd.DataFrame]]
-    if rule.rater is None:
-        groups = [(None, data)]
-    else:
-        no_rater = data[rule.rater].isna().to_numpy()
-        if no_rater.any():
-            rows = ", ".join(f"row {_label(i)}" for i in data.index[no_rater][:5])
-            problems.append(Problem(f"column {rule.rater!r}", f"{int(no_rater.sum())} rows without a rater", (rows,)))
-        kept = data[~no_rater]
-        codes, raters = pd.factorize(kept[rule.rater], sort=True)
-        groups = [(r, kept[codes == k]) for k, r in enumerate(raters)]
-    out = []
-    for rater, frame in groups:
-        panels: dict[str, Panel] = {}
-        seen: list[Problem] = []
-        for item, col in items.items():
-            panel, found = read_panel(frame, client=client, session=session, score=col, scale=(rule.low, rule.high))
-            for p in found:
-                if p not in seen:
-                    seen.append(p)
-            panels[item] = panel
-        if rater is not None:
-            seen = [Problem(f"rater {_label(rater)}: {p.where}", p.message, p.examples) for p in seen]
-        problems += seen
-        out.append((rater, panels))
-    return out, problems
-
-
-def _label(value: Any) -> str:
-    value = value.item() if isinstance(value, np.generic) else value
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _label_group(rule: Psq, rater: Any, panels: dict[str, Panel], min_sessions: int, rule_name: str):
-    """The episodes, sessions and clients tables of one rater."""
-    from ..result import LABELS, PATTERNS, STATUSES, _nullable_int, phase_codes
-
-    base = next(iter(panels.values()))
-    codes, sess = base.row_client, base.row_session
-    values = {item: panels[item].row_score for item in panels}
-    answered = np.zeros(codes.size, dtype=bool)
-    for v in values.values():
-        answered |= ~np.isnan(v)
-    n_clients = base.n_clients
-    n_ans = np.bincount(codes[answered], minlength=n_clients)
-    analysed = n_ans >= min_sessions
-    offsets = np.r_[0, np.cumsum(n_ans)]
-    a_codes, a_sess = codes[answered], sess[answered]
-    a_pos = np.arange(a_codes.size) - offsets[a_codes]
-
-    # the scan over analysed clients' answered sessions
-    rows_of = np.flatnonzero(analysed)
-    local = np.full(n_clients, -1)
-    local[rows_of] = np.arange(rows_of.size)
-    keep = analysed[a_codes]
-    length = int(n_ans[rows_of].max()) if rows_of.size else 0
-    ranks = {}
-    for item in ("rupture", "withdrawal", "resolved"):
-        if item in values:
-            mat = np.full((rows_of.size, length), np.nan)
-            mat[local[a_codes[keep]], a_pos[keep]] = values[item][answered][keep] - rule.low + 1
-            ranks[item] = mat
-    ep = psq_episodes(ranks, n_ans[rows_of], rule.rupture_at, rule.resolved_at, rule.repair)
-    code = rows_of[ep["row"]]
-    order = np.lexsort((ep["start"], code))
-    code = code[order]
-    ep = {k: v[order] for k, v in ep.items()}
-    first = offsets[code]
-    start_s, trough_s = a_sess[first + ep["start"]], a_sess[first + ep["trough"]]
-    repaired = ep["end"] >= 0
-    end_s = np.where(repaired, a_sess[first + np.maximum(ep["end"], 0)], 0)
-    number = _numbers(code)
-    phase = phase_codes(start_s, a_sess[first], a_sess[offsets[code + 1] - 1] if code.size else start_s)
-    ep_type = np.where(ep["confrontation"] & ep["withdrawal"], 2, np.where(ep["withdrawal"], 1, 0))
-    ids = base.client_ids.take(code)
-    intensity = ep["intensity"] + rule.low - 1
-    episodes = pd.DataFrame({
-        "client": ids,
-        **({"rater": [rater] * code.size} if rule.rater is not None else {}),
-        "episode": number,
-        "rule": pd.Categorical([rule_name] * code.size, categories=[rule_name]),
-        "start": start_s.astype(np.int64),
-        "trough": trough_s.astype(np.int64),
-        "end": _nullable_int(end_s, ~repaired),
-        "status": pd.Categorical.from_codes(np.where(repaired, 0, 1).astype(np.int8), categories=list(STATUSES)),
-        "depth": np.full(code.size, np.nan),
-        "pre": np.full(code.size, np.nan),
-        "trough_score": np.full(code.size, np.nan),
-        "phase": pd.Categorical.from_codes(phase.astype(np.int8), categories=["early", "middle", "late"]),
-        "type": pd.Categorical.from_codes(ep_type.astype(np.int8), categories=list(TYPES)),
-        "intensity": intensity,
-        "resolved_within": repaired & (ep["end"] == ep["start"]),
-    })
-
-    # session labels: first on answered sessions, then rows without answers
-    lab = np.zeros(a_codes.size, dtype=np.int8)
-    epi = np.full(a_codes.size, -1, dtype=np.int64)
-    lo = first + ep["start"]
-    hi = np.where(repaired, first + ep["end"], offsets[code + 1] if code.size else 0)  # exclusive
-    inside, owner = _ranges(lo, hi)
-    lab[inside] = np.where(repaired[owner], 1, 3)
-    epi[inside] = number[owner]
-    lab[hi[repaired]] = 2
-    epi[hi[repaired]] = number[repaired]
-    row_lab = np.zeros(codes.size, dtype=np.int8)
-    row_epi = np.full(codes.size, -1, dtype=np.int64)
-    row_lab[answered], row_epi[answered] = lab, epi
-    gaps = np.flatnonzero(~answered)
-    if gaps.size and code.size:
-        # a row without answers lies inside an episode when the answered rows
-        # on both sides belong to it, or when it follows an unresolved one
-        idx = np.flatnonzero(answered)
-        prev = np.searchsorted(idx, gaps) - 1
-        nxt = prev + 1
-        same_client_prev = (prev >= 0) & (codes[idx[np.maximum(prev, 0)]] == codes[gaps])
-        same_client_next = (nxt < idx.size) & (codes[idx[np.minimum(nxt, idx.size - 1)]] == codes[gaps])
-        p_epi = np.where(same_client_prev, epi[np.maximum(prev, 0)], -1)
-        n_epi = np.where(same_client_next, epi[np.minimum(nxt, idx.size - 1)], -2)
-        p_lab = np.where(same_client_prev, lab[np.maximum(prev, 0)], 0)
-        inside = (p_epi >= 0) & ((p_epi == n_epi) | ((p_lab == 3) & ~same_client_next))
-        row_epi[gaps[inside]] = p_epi[inside]
-        row_lab[gaps[inside]] = np.where(p_lab[inside] == 3, 3, 1)
-    score = np.fmax(values.get("rupture", np.full(codes.size, np.nan)),
-                    values.get("withdrawal", np.full(codes.size, np.nan)))
-    sessions = pd.DataFrame({
-        "client": base.client_ids.take(codes),
-        **({"rater": [rater] * codes.size} if rule.rater is not None else {}),
-        "session": sess.astype(np.int64),
-        "score": score,
-        "label": pd.Categorical.from_codes(row_lab, categories=list(LABELS)),
-        "episode": _nullable_int(row_epi, row_epi < 0),
-        **{item: values[item] for item in ITEMS if item in values},
-    })
-
-    n_rup = np.bincount(code, minlength=n_clients)
-    n_rep = np.bincount(code[repaired], minlength=n_clients)
-    n_unr = n_rup - n_rep
-    pattern = np.where(n_rup == 0, 0, np.where(n_unr == 0, 1, np.where(n_rep == 0, 2, 3)))
-    reason = np.where(analysed, "", [f"fewer than {min_sessions} sessions with answers ({k})" for k in n_ans])
-    clients = pd.DataFrame({
-        "client": base.client_ids,
-        **({"rater": [rater] * n_clients} if rule.rater is not None else {}),
-        "n_sessions": n_ans.astype(np.int64),
-        "included": analysed,
-        "reason": reason.astype(object),
-        "n_ruptures": _nullable_int(n_rup, ~analysed),
-        "n_repaired": _nullable_int(n_rep, ~analysed),
-        "n_unresolved": _nullable_int(n_unr, ~analysed),
-        "pattern": pd.Categorical.from_codes(np.where(analysed, pattern, -1).astype(np.int8), categories=list(PATTERNS)),
-        "n_confrontation": _nullable_int(np.bincount(code[ep["confrontation"]], minlength=n_clients), ~analysed),
-        "n_withdrawal": _nullable_int(np.bincount(code[ep["withdrawal"]], minlength=n_clients), ~analysed),
-    })
-    return episodes, sessions, clients
-
-
-def _numbers(code: np.ndarray) -> np.ndarray:
-    """1, 2, ... within runs of equal codes (``code`` sorted)."""
-    if not code.size:
-        return np.zeros(0, dtype=np.int64)
-    new = np.r_[True, code[1:] != code[:-1]]
-    group_start = np.maximum.accumulate(np.where(new, np.arange(code.size), 0))
-    return (np.arange(code.size) - group_start + 1).astype(np.int64)
-
-
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated ``range(lo[k], hi[k])`` and the ``k`` each index comes from."""
-    length = np.maximum(hi - lo, 0)
-    owner = np.repeat(np.arange(lo.size), length)
-    if not owner.size:
-        return owner, owner
-    within = np.arange(owner.size) - np.repeat(np.cumsum(length) - length, length)
-    return lo[owner] + within, owner

@@ -17,103 +17,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from ..errors import Problem
+from ..noise import difference_noise, moderated_sd, shift, trimmed_scale
 from ..panel import Block, Panel
-from ._base import (
-    BlockResult,
-    Rule,
-    check_choice,
-    check_number,
-    register_preset,
-    register_rule,
-    scan_episodes,
-)
+from ..params import choice, flag, integer, number, number_pair
+from ._base import BlockResult, Rule, register_preset, register_rule, scan_episodes
 from ._fall import Falls
 
-__all__ = ["RobustDrop", "dip_ratio", "fall_ratio", "pooled_trimmed_scale", "trimmed_scale"]
-
-
-def trimmed_scale(values: np.ndarray, trim: float = 0.2):
-    """Trimmed SD of each row of ``values`` (NaN ignored), its df and the trimmed mean.
-
-    Drops the ``k = max(1, floor(trim * c))`` smallest and largest of a row's
-    ``c`` values (none when ``c < 4``), takes the sample SD of the rest and
-    divides by what that SD is on average for standard normal values
-    (:func:`_trim_factor`), so that Gaussian noise gives about its SD. A few
-    large falls and rises (the episodes themselves) barely move it, and,
-    unlike the median absolute deviation, it is not biased by rounded scores.
-    1-D input is treated as one row. Rows with fewer than 2 kept values give
-    NaN. Returns ``(sd, df, trimmed_mean)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> sd, df, loc = trimmed_scale(np.array([0.0, 1, -1, 2, -2, 0.5, -0.5, 40]), trim=0.1)
-    >>> round(float(sd), 3), int(df), round(float(loc), 3)
-    (1.538, 5, 0.333)
-    """
-    one_d = values.ndim == 1
-    v = values[None, :] if one_d else values
-    srt = np.sort(v, axis=1)  # NaN last
-    c = (~np.isnan(srt)).sum(axis=1)
-    k = np.where(c >= 4, np.maximum(1, np.floor(trim * c)), 0).astype(np.int64)
-    kept = c - 2 * k
-    cols = np.arange(srt.shape[1])[None, :]
-    mid = (cols >= k[:, None]) & (cols < (c - k)[:, None])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(mid, srt, 0.0).sum(axis=1) / kept
-        dev = np.where(mid, srt - mean[:, None], 0.0)
-        var = (dev * dev).sum(axis=1) / (kept - 1)
-        factor = _trim_factor(c, k)
-        sd = np.where(kept >= 2, np.sqrt(var / factor), np.nan)
-    df = np.maximum(kept - 1, 0)
-    return (sd[0], df[0], mean[0]) if one_d else (sd, df, mean)
-
-
-def pooled_trimmed_scale(values: np.ndarray, trim: float = 0.2) -> float:
-    """:func:`trimmed_scale` of one long 1-D array.
-
-    The result depends only on the multiset of values, not on their order
-    (sorted, then summed with :func:`math.fsum`), so that every execution path
-    that sees the same values gets the same number.
-    """
-    values = np.sort(values[~np.isnan(values)])
-    c = values.size
-    if c < 2:
-        return math.nan
-    k = max(1, int(math.floor(trim * c))) if c >= 4 else 0
-    mid = values[k : c - k]
-    if mid.size < 2:
-        return math.nan
-    mean = math.fsum(mid.tolist()) / mid.size
-    var = math.fsum(((mid - mean) ** 2).tolist()) / (mid.size - 1)
-    factor = float(_trim_factor(np.array([c]), np.array([k]))[0])
-    return float(math.sqrt(var / factor))
-
-
-def _trim_factor(c: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Expected sample variance of the middle ``c - 2k`` of ``c`` standard normal values.
-
-    The large-sample value is the variance of a normal truncated to its
-    central ``1 - 2g`` (``g = k / c``), ``1 - 2 q phi(q) / (1 - 2g)`` with
-    ``q = Phi^-1(1 - g)``; small samples keep more spread, which the term
-    ``b(g) / c`` with ``b(g) = 1.3456 - 2.8908 g + 0.8745 g^2`` corrects (fitted
-    to Monte Carlo means for c = 10-80, g up to 0.4; within 1.3 / c of them).
-    1 when nothing is trimmed.
-    """
-    c = np.asarray(c, dtype=float)
-    k = np.asarray(k, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = np.where(c > 0, k / c, 0.0)
-        q = stats.norm.isf(np.where(k > 0, g, 0.5))
-        asym = 1.0 - 2.0 * q * stats.norm.pdf(q) / (1.0 - 2.0 * g)
-        small = (1.3456 - 2.8908 * g + 0.8745 * g * g) / np.where(c > 0, c, 1.0)
-    return np.where(k > 0, asym + small, 1.0)
+__all__ = ["RobustDrop", "dip_ratio", "fall_ratio"]
 
 
 def _window_mean(x: np.ndarray, window: int, end_offset: int) -> np.ndarray:
     """Mean of the ``window`` scores ending ``end_offset`` positions back (NaN-aware)."""
-    return _shift(_window_mean_here(x, window), end_offset)
+    return shift(_window_mean_here(x, window), end_offset)
 
 
 def _window_mean_here(x: np.ndarray, window: int) -> np.ndarray:
@@ -129,17 +44,6 @@ def _window_mean_here(x: np.ndarray, window: int) -> np.ndarray:
         count[:, k:] += okf[:, :-k]
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / count
-
-
-def _shift(a: np.ndarray, d: int) -> np.ndarray:
-    """``a`` moved ``d >= 0`` columns to the right, NaN-filled (column t holds t - d)."""
-    if d < 0:
-        raise ValueError("_shift moves to the right only")
-    if d == 0:
-        return a
-    out = np.full_like(a, np.nan)
-    out[:, d:] = a[:, :-d]
-    return out
 
 
 def _critical(p: np.ndarray, df: np.ndarray | None) -> np.ndarray:
@@ -210,8 +114,9 @@ class RobustDrop(Rule):
     pooled_noise : (float, float) or None, default None
         The pooled SD of lag-1 differences and the noise autocorrelation;
         None estimates both from the analysed clients of the call (beyond
-        1,000,000 scores, from a sample selected by a hash of the client ids,
-        the same in every execution path; NaN when there are too few scores)
+        1,000,000 scores, from a sample chosen by the clients' data, the same
+        in every execution path: see :mod:`alliance_ts.sample`; NaN when there
+        are too few scores)
         and reports them in ``Detection.params``.
     min_noise : float or None, default None
         Floor for the SD of lag-1 differences, in score units.
@@ -268,6 +173,11 @@ class RobustDrop(Rule):
     ``repair_within`` sessions of the trough if set); otherwise unresolved to
     the last session.
 
+    **Resolution.** Scores are compared with a tolerance of a billionth of
+    the client's largest absolute score, and a noise SD no larger than that
+    is 0 (:attr:`alliance_ts.panel.Block.resolution`): rounding errors are
+    not data.
+
     **Exclusions.** A client whose noise estimate is 0 or undefined (with
     ``noise="client"``: constant scores or too few scores) is not analysed.
 
@@ -286,19 +196,27 @@ class RobustDrop(Rule):
        Statistical Applications in Genetics and Molecular Biology, 3(1), 3.
     """
 
-    alpha: float = 0.05
-    window: int = 3
-    max_decline: int = 3
-    tol: float = 0.5
-    repair_within: int | None = None
-    noise: str = "moderated"
-    prior_df: float = 32.0
-    center: str = "trend"
-    trim: float = 0.2
-    dip: bool = True
-    after: int = 2
-    pooled_noise: tuple[float, ...] | None = None
-    min_noise: float | None = None
+    alpha: float = number(0.05, "target chance of a false alarm in a rupture-free client", low=0, high=1,
+                          low_open=True, high_open=True)
+    window: int = integer(3, "observed sessions averaged for the pre-rupture level", low=1)
+    max_decline: int = integer(3, "most sessions a fall may take", low=1)
+    tol: float = number(0.5, "return tolerance, as a share of the threshold", low=0, high=1, high_open=True)
+    repair_within: int | None = integer(None, "most observed sessions from the trough to the repair "
+                                        "(None: any later session)", low=1, allow_none=True)
+    noise: str = choice("moderated", "noise level: the client's own, the pooled one, the larger, or the two "
+                        "combined by their degrees of freedom", ("moderated", "max", "pooled", "client"))
+    prior_df: float = number(32.0, "weight of the pooled noise in 'moderated', in degrees of freedom", low=0)
+    center: str = choice("trend", "subtract the client's steady trend from the statistics", ("trend", "none"))
+    trim: float = number(0.2, "share trimmed from each end before a noise SD is computed", low=0, high=0.5,
+                         high_open=True)
+    dip: bool = flag(True, "also test the two-sided dip statistic")
+    after: int = integer(2, "observed sessions after a candidate averaged by the dip statistic", low=1)
+    pooled_noise: tuple[float, ...] | None = number_pair(
+        None, "pooled SD of lag-1 differences and noise autocorrelation (None: estimated from the analysed "
+        "clients)", first=("SD of lag-1 differences", ((0, False), (None, False))),
+        second=("noise autocorrelation", ((-1, True), (1, True))))
+    min_noise: float | None = number(None, "floor of the SD of lag-1 differences, in score units", low=0,
+                                     allow_none=True)
 
     strictness = ("alpha", "down")
     detects = ("v", "sustained")
@@ -310,38 +228,6 @@ class RobustDrop(Rule):
     def invariances(self) -> tuple[str, ...]:  # type: ignore[override]
         """Translation always; scaling unless an absolute ``min_noise`` floor is set."""
         return ("translation",) if self.min_noise is not None else ("translation", "scaling")
-
-    def check(self) -> list[Problem]:
-        problems: list[Problem] = []
-        check_number(problems, "alpha", self.alpha, low=0, high=1, low_open=True, high_open=True)
-        check_number(problems, "window", self.window, low=1, integer=True)
-        check_number(problems, "max_decline", self.max_decline, low=1, integer=True)
-        check_number(problems, "tol", self.tol, low=0, high=1, high_open=True)
-        check_number(problems, "repair_within", self.repair_within, low=1, integer=True, allow_none=True)
-        check_choice(problems, "noise", self.noise, ("max", "pooled", "client", "moderated"))
-        check_number(problems, "prior_df", self.prior_df, low=0)
-        check_choice(problems, "center", self.center, ("trend", "none"))
-        check_number(problems, "trim", self.trim, low=0, high=0.5, high_open=True)
-        if not isinstance(self.dip, (bool, np.bool_)):
-            problems.append(Problem("parameter 'dip'", f"must be True or False, got {self.dip!r}"))
-        check_number(problems, "after", self.after, low=1, integer=True)
-        if self.pooled_noise is not None:
-            values = tuple(self.pooled_noise) if isinstance(self.pooled_noise, (tuple, list)) else None
-            ok = values is not None and len(values) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-            )
-            if ok:
-                sd, phi = float(values[0]), float(values[1])
-                ok = (math.isnan(sd) or sd >= 0) and (math.isnan(phi) or -1 < phi < 1)
-            if not ok:
-                problems.append(
-                    Problem(
-                        "parameter 'pooled_noise'",
-                        "must be None or (SD of lag-1 differences >= 0, noise autocorrelation "
-                        f"in (-1, 1)), got {self.pooled_noise!r}",
-                    )
-                )
-        return problems
 
     def rescaled(self, factor: float) -> RobustDrop:
         if self.pooled_noise is None:
@@ -358,23 +244,26 @@ class RobustDrop(Rule):
         x, n = block.x, block.n
         m, length = x.shape
         # the client's own noise level and trend, from its lag-1 differences
-        own, own_df, trend = trimmed_scale(_shift(x, 1) - x, self.trim)
-        trend = np.where(np.isfinite(trend), trend, 0.0)
+        own, own_df, trend = trimmed_scale(shift(x, 1) - x, self.trim)
+        eps = block.resolution
+        # a noise SD within the scores' resolution is float rounding of constant scores
+        own = np.where(own > eps, own, np.where(np.isnan(own), np.nan, 0.0))
+        trend = np.where(np.isfinite(trend) & (np.abs(trend) > eps), trend, 0.0)
         sigma_d, df_t = self._noise_level(own, own_df)
-        usable = np.isfinite(sigma_d) & (sigma_d > 0)
+        usable = np.isfinite(sigma_d) & (sigma_d > eps)
         phi = self._phi()
         w_here = _window_mean_here(x, self.window)
         # Bonferroni over the client's candidate sessions (and over the two
         # statistics when the dip statistic is used)
         tests = np.maximum(n - 1, 1) * (2 if self.dip else 1)
         z = _critical(self.alpha / tests, df_t)
-        falls = Falls(x, self.max_decline)
+        falls = Falls(x, self.max_decline, eps)
         lag = falls.lag
         stat = np.full((m, length), np.nan)  # standardised fall at each position
         pre = np.full((m, length), np.nan)
         scale_at = np.full((m, length), np.nan)
         for d in range(1, self.max_decline + 1):
-            w = _shift(w_here, d)
+            w = shift(w_here, d)
             sigma = sigma_d * fall_ratio(phi, self.window, d)
             at_d = lag == d
             # a steady trend moves the fall statistic by trend x (d + (w - 1) / 2)
@@ -383,8 +272,9 @@ class RobustDrop(Rule):
                 np.copyto(stat, (w - x - loc[:, None]) / sigma[:, None], where=at_d)
             np.copyto(pre, w, where=at_d)
             np.copyto(scale_at, np.broadcast_to(sigma[:, None], (m, length)), where=at_d)
+        real_fall = (lag >= 1) & (falls.top - x > eps[:, None]) & usable[:, None]
         with np.errstate(invalid="ignore"):
-            onset = (lag >= 1) & (falls.top > x) & (stat >= z[:, None]) & usable[:, None]
+            onset = real_fall & (stat >= z[:, None])
         if self.dip:
             after = _after_mean(x, self.after)
             sig_dip = sigma_d * dip_ratio(phi, self.window, self.after)
@@ -392,7 +282,7 @@ class RobustDrop(Rule):
             loc = self._location(trend * (self.window - self.after) / 4.0, own_df)
             with np.errstate(invalid="ignore", divide="ignore"):
                 dstat = ((pre + after) / 2.0 - x - loc[:, None]) / sig_dip[:, None]
-                onset |= (lag >= 1) & (falls.top > x) & (dstat >= z[:, None]) & usable[:, None]
+                onset |= real_fall & (dstat >= z[:, None])
         reason = np.full(m, "", dtype=object)
         reason[~usable] = (
             "noise estimate is 0 or undefined (constant scores or fewer than 3 scores)"
@@ -402,7 +292,7 @@ class RobustDrop(Rule):
         with np.errstate(invalid="ignore"):
             ret = pre - self.tol * np.fmin(z[:, None] * scale_at, pre - x)
         start = falls.start(ret)
-        scanned = scan_episodes(x, n, onset, start, pre, ret, self.repair_within)
+        scanned = scan_episodes(x, n, onset, start, pre, ret, self.repair_within, eps)
         theta1 = z * sigma_d * fall_ratio(phi, self.window, 1)
         return BlockResult.from_scan(
             block,
@@ -438,59 +328,12 @@ class RobustDrop(Rule):
         elif self.noise == "pooled":
             sigma = np.full(m, pooled)
         elif self.noise == "moderated":
-            nu = own_df.astype(float)
-            own0 = np.where(np.isfinite(own), own, 0.0)
-            if math.isfinite(pooled):
-                sigma = np.sqrt((nu * own0**2 + self.prior_df * pooled**2) / (nu + self.prior_df))
-                df_t = nu + self.prior_df
-            else:
-                sigma = np.where(nu > 0, own0, np.nan)
-                df_t = np.where(nu > 0, nu, np.nan)
+            sigma, df_t = moderated_sd(own, own_df, pooled, self.prior_df)
         else:
             sigma = np.fmax(own, pooled)
         if self.min_noise is not None:
             sigma = np.fmax(sigma, float(self.min_noise))
         return sigma, df_t
-
-
-def difference_noise(panel: Panel, clients: np.ndarray, trim: float = 0.2) -> tuple[float, float]:
-    """Pooled trimmed SD of lag-1 differences and the noise autocorrelation.
-
-    From the given clients' consecutive observed scores; NaN where there is
-    nothing to estimate from. Independent of the order of the clients.
-    """
-    diffs, pairs = [], []
-    for block in panel.blocks(clients):
-        d = _shift(block.x, 1) - block.x  # x[t-1] - x[t]
-        diffs.append(d[~np.isnan(d)])
-        nxt = np.full_like(d, np.nan)
-        nxt[:, :-1] = d[:, 1:]  # the following difference
-        ok = ~np.isnan(d) & ~np.isnan(nxt)
-        pairs.append(np.stack([d[ok], nxt[ok]], axis=1))
-    values = np.concatenate(diffs) if diffs else np.zeros(0)
-    sd = pooled_trimmed_scale(values, trim)
-    phi = _autocorrelation(np.concatenate(pairs) if pairs else np.zeros((0, 2)), sd)
-    return sd, phi
-
-
-def _autocorrelation(pairs: np.ndarray, sd: float) -> float:
-    """Noise autocorrelation phi from pairs of consecutive lag-1 differences.
-
-    For AR(1) noise with autocorrelation phi, consecutive differences
-    correlate -(1 - phi) / 2, so phi = 1 + 2 rho. Pairs with a difference
-    beyond 2.5 SDs (ruptures and repairs) are left out; the result is kept
-    within [-0.5, 0.9]. NaN without usable pairs.
-    """
-    if pairs.shape[0] == 0 or not (math.isfinite(sd) and sd > 0):
-        return math.nan
-    keep = (np.abs(pairs) <= 2.5 * sd).all(axis=1)
-    a, b = pairs[keep, 0], pairs[keep, 1]
-    # math.fsum: the same value whatever the order of the pairs
-    denom = math.sqrt(math.fsum((a * a).tolist()) * math.fsum((b * b).tolist()))
-    if a.size < 2 or denom == 0:
-        return math.nan
-    rho = math.fsum((a * b).tolist()) / denom
-    return float(min(0.9, max(-0.5, 1.0 + 2.0 * rho)))
 
 
 def _powers_sum(phi: float, lags) -> float:

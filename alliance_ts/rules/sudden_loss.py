@@ -15,7 +15,8 @@ from scipy import stats
 
 from ..errors import InvalidInputError, Problem
 from ..panel import Block, Panel
-from ._base import BlockResult, Rule, check_choice, check_number, register_rule, scan_episodes
+from ..params import choice, flag, number
+from ._base import BlockResult, Rule, register_rule, scan_episodes
 
 __all__ = ["SuddenLoss", "reliable_change_cutoff", "t_critical"]
 
@@ -77,14 +78,14 @@ class SuddenLoss(Rule):
 
     Parameters
     ----------
-    cutoff : float, optional
+    cutoff : float or None, default None
         Criterion 1: the least drop :math:`x_n - x_{n+1}` in score units.
         Give either ``cutoff`` or ``reliability``.
-    reliability : float, optional
+    reliability : float or None, default None
         Reliability of the scale (e.g. Cronbach's alpha) in [0, 1): the cut-off
         becomes the reliable change index
         :math:`1.96 \sqrt{2}\, SD \sqrt{1 - reliability}`.
-    sd : float, optional
+    sd : float or None, default None
         The SD for the reliable change index. Default: the SD of the analysed
         clients' first observed scores (the analogue of suddengains'
         pre-treatment SD), reported in ``Detection.params``.
@@ -154,14 +155,19 @@ class SuddenLoss(Rule):
     .. [3] Lutz et al. (2013), see ``LUTZ_2013``.
     """
 
-    cutoff: float | None = None
-    reliability: float | None = None
-    sd: float | None = None
-    pct: float | None = 0.25
-    alpha: float = 0.05
-    adjust: bool = True
-    critical_value: float = 2.776
-    repair: str = "full"
+    cutoff: float | None = number(None, "criterion 1: least drop between consecutive sessions, in score units",
+                                  low=0, low_open=True, allow_none=True)
+    reliability: float | None = number(None, "reliability of the scale, for the reliable change index "
+                                       "(instead of cutoff)", low=0, high=1, high_open=True, allow_none=True)
+    sd: float | None = number(None, "SD for the reliable change index (None: SD of the first scores)", low=0,
+                              low_open=True, allow_none=True)
+    pct: float | None = number(0.25, "criterion 2: least drop as a share of the pre score (None: off)", low=0,
+                               low_open=True, allow_none=True)
+    alpha: float = number(0.05, "criterion 3: two-tailed alpha of the critical t value", low=0, high=1,
+                          low_open=True, high_open=True)
+    adjust: bool = flag(True, "criterion 3: critical t for the available degrees of freedom")
+    critical_value: float = number(2.776, "criterion 3: critical value when adjust is False", low=0, low_open=True)
+    repair: str = choice("full", "what repairs: back to the pre score, or past the midpoint", ("full", "reversal"))
 
     strictness = "cutoff"
     detects = ("sustained",)
@@ -177,7 +183,7 @@ class SuddenLoss(Rule):
     episode_columns = {"magnitude": "float64"}
 
     def check(self) -> list[Problem]:
-        problems: list[Problem] = []
+        problems = super().check()
         if self.cutoff is None and self.reliability is None:
             problems.append(
                 Problem(
@@ -186,9 +192,6 @@ class SuddenLoss(Rule):
                     "reliability= (and optionally sd=) for the reliable change index",
                 )
             )
-        check_number(problems, "cutoff", self.cutoff, low=0, low_open=True, allow_none=True)
-        check_number(problems, "reliability", self.reliability, low=0, high=1, high_open=True, allow_none=True)
-        check_number(problems, "sd", self.sd, low=0, low_open=True, allow_none=True)
         if self.sd is not None and self.reliability is None:
             problems.append(Problem("parameter 'sd'", "only used with reliability="))
         if (
@@ -207,12 +210,6 @@ class SuddenLoss(Rule):
                     "reliable change index for the given sd=)",
                 )
             )
-        check_number(problems, "pct", self.pct, low=0, low_open=True, allow_none=True)
-        check_number(problems, "alpha", self.alpha, low=0, high=1, low_open=True, high_open=True)
-        if not isinstance(self.adjust, (bool, np.bool_)):
-            problems.append(Problem("parameter 'adjust'", f"must be True or False, got {self.adjust!r}"))
-        check_number(problems, "critical_value", self.critical_value, low=0, low_open=True)
-        check_choice(problems, "repair", self.repair, ("full", "reversal"))
         return problems
 
     def prepare(self, panel: Panel, clients: np.ndarray) -> SuddenLoss:
@@ -238,7 +235,7 @@ class SuddenLoss(Rule):
                     ],
                     "alliance_ts.detect()",
                 )
-        return replace(self, sd=sd, cutoff=reliable_change_cutoff(sd, self.reliability))
+        return replace(self, sd=sd, cutoff=reliable_change_cutoff(sd, float(self.reliability or 0.0)))
 
     def label(self, block: Block) -> BlockResult:
         x, s, n = block.x, block.s, block.n

@@ -13,18 +13,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import Problem
 from ..panel import Block, Panel
+from ..params import choice, integer, number
+from ._base import BlockResult, Rule, register_preset, register_rule, scan_episodes
 from ._fall import Falls
-from ._base import (
-    BlockResult,
-    Rule,
-    check_choice,
-    check_number,
-    register_preset,
-    register_rule,
-    scan_episodes,
-)
 
 __all__ = ["VShape", "pooled_within_sd"]
 
@@ -146,6 +138,11 @@ class VShape(Rule):
     lasts to the last session. After a repair the search resumes, so a
     client can have several episodes; they never overlap.
 
+    **Resolution.** Scores are compared with a tolerance of a billionth of
+    the client's largest absolute score (:attr:`alliance_ts.panel.Block.resolution`):
+    smaller differences, and an SD smaller than that, are float rounding,
+    not data, so a constant course stored with rounding errors has SD 0.
+
     **Exclusions.** A client whose :math:`\sigma` is 0 or undefined (constant
     scores with ``sd="client"``, or fewer than two scores) is not analysed
     (``included=False`` with the reason). With ``sd="max"`` or
@@ -157,7 +154,8 @@ class VShape(Rule):
     depth in an otherwise flat course of :math:`n` sessions lies exactly
     :math:`\sqrt{n}` SDs below the mean of the other sessions, so with
     ``k=2`` and ``sd="client"`` such a dip is never found in courses shorter
-    than 5 sessions, and always found (whatever its size) in longer ones.
+    than 4 sessions, and always found (whatever its size) in longer ones (at
+    exactly 4 sessions it lies exactly 2 SDs below, which reaches ``k``).
 
     **Provenance.** The idea of a V-shaped rupture-repair sequence (a marked
     fall below the client's usual level followed by a return) is from Stiles
@@ -179,14 +177,18 @@ class VShape(Rule):
     .. [3] Gumz et al. (2012), see ``GUMZ_2012``.
     """
 
-    k: float = 2.0
-    sd: str = "max"
-    reference: str = "previous"
-    max_decline: int = 3
-    tol: float = 0.5
-    repair_within: int | None = None
-    min_sd: float | None = None
-    pooled_sd: float | None = None
+    k: float = number(2.0, "drop threshold in SD units", low=0, low_open=True)
+    sd: str = choice("max", "the SD: the client's own, the pooled within-client one, or the larger",
+                     ("max", "client", "pooled"))
+    reference: str = choice("previous", "pre-rupture level: the score before the fall, or the mean of the "
+                            "client's other scores", ("previous", "mean_others"))
+    max_decline: int = integer(3, "most sessions a fall may take", low=1)
+    tol: float = number(0.5, "return tolerance, as a share of the threshold", low=0, high=1, high_open=True)
+    repair_within: int | None = integer(None, "most observed sessions from the trough to the repair "
+                                        "(None: any later session)", low=1, allow_none=True)
+    min_sd: float | None = number(None, "floor of the SD, in score units", low=0, low_open=True, allow_none=True)
+    pooled_sd: float | None = number(None, "pooled within-client SD in score units (None: estimated from the "
+                                     "analysed clients)", low=0, allow_none=True, allow_nan=True)
 
     strictness = "k"
     detects = ("v",)
@@ -200,20 +202,6 @@ class VShape(Rule):
         """Translation always; scaling unless an absolute ``min_sd`` floor is set."""
         return ("translation",) if self.min_sd is not None else ("translation", "scaling")
 
-    def check(self) -> list[Problem]:
-        problems: list[Problem] = []
-        check_number(problems, "k", self.k, low=0, low_open=True)
-        check_choice(problems, "sd", self.sd, ("max", "client", "pooled"))
-        check_choice(problems, "reference", self.reference, ("previous", "mean_others"))
-        check_number(problems, "max_decline", self.max_decline, low=1, integer=True)
-        check_number(problems, "tol", self.tol, low=0, high=1, high_open=True)
-        check_number(problems, "repair_within", self.repair_within, low=1, integer=True, allow_none=True)
-        check_number(problems, "min_sd", self.min_sd, low=0, low_open=True, allow_none=True)
-        if not (isinstance(self.pooled_sd, float) and math.isnan(self.pooled_sd)):
-            # NaN is what an estimate from a sample without any usable client reports
-            check_number(problems, "pooled_sd", self.pooled_sd, low=0, allow_none=True)
-        return problems
-
     def prepare(self, panel: Panel, clients: np.ndarray) -> VShape:
         if self.sd == "client" or self.pooled_sd is not None:
             return self
@@ -222,6 +210,8 @@ class VShape(Rule):
     def label(self, block: Block) -> BlockResult:
         x, n = block.x, block.n
         m, length = x.shape
+        if block.mean is None or block.sd is None:  # pragma: no cover - needs_moments asks for them
+            raise RuntimeError("vshape needs the blocks' client means and SDs")
         mean, client_sd = block.mean, block.sd
         pooled = np.nan if self.pooled_sd is None else float(self.pooled_sd)
         if self.sd == "client":
@@ -233,7 +223,9 @@ class VShape(Rule):
             sigma = np.where(n >= 2, sigma, np.nan)
         if self.min_sd is not None:
             sigma = np.fmax(sigma, float(self.min_sd))
-        usable = np.isfinite(sigma) & (sigma > 0)
+        eps = block.resolution
+        # an SD within the scores' resolution is float rounding of constant scores
+        usable = np.isfinite(sigma) & (sigma > eps)
         reason = np.full(m, "", dtype=object)
         reason[~usable & (n < 2)] = "fewer than 2 observed scores: no SD"
         reason[~usable & (n >= 2)] = (
@@ -243,7 +235,7 @@ class VShape(Rule):
         )
         theta = np.where(usable, self.k * sigma, np.inf)
 
-        falls = Falls(x, self.max_decline)
+        falls = Falls(x, self.max_decline, eps)
         top = falls.top
         if self.reference == "previous":
             pre = top
@@ -252,10 +244,11 @@ class VShape(Rule):
             with np.errstate(invalid="ignore", divide="ignore"):
                 pre = (total[:, None] - x) / (n[:, None] - 1)
         with np.errstate(invalid="ignore"):
-            onset = (falls.lag >= 1) & (top > x) & (pre - x >= theta[:, None]) & usable[:, None]
+            onset = (falls.lag >= 1) & (top - x > eps[:, None]) & (pre - x >= theta[:, None] - eps[:, None])
+            onset &= usable[:, None]
             ret = pre - self.tol * theta[:, None]
         start = falls.start(ret)
-        scanned = scan_episodes(x, n, onset, start, pre, ret, self.repair_within)
+        scanned = scan_episodes(x, n, onset, start, pre, ret, self.repair_within, eps)
         return BlockResult.from_scan(
             block,
             scanned,

@@ -18,6 +18,6 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
     ) from exc
 
 from . import strategies
-from .checks import PROPERTIES, PROFILES, RuleCheckError, RuleChecks, check_rule, run_property
+from .checks import PROFILES, PROPERTIES, RuleCheckError, RuleChecks, check_rule, run_property
 
 __all__ = ["PROFILES", "PROPERTIES", "RuleCheckError", "RuleChecks", "check_rule", "run_property", "strategies"]

@@ -84,7 +84,8 @@ def trajectories(
         Default: drawn from :func:`scales`.
     """
     spec = scale if scale is not None else draw(scales())
-    n = draw(st.one_of(st.just(3), st.integers(min_sessions, max_sessions)).filter(lambda k: min_sessions <= k <= max_sessions))
+    n = draw(st.one_of(st.just(3), st.integers(min_sessions,
+                                               max_sessions)).filter(lambda k: min_sessions <= k <= max_sessions))
     span = spec.high - spec.low
     style = draw(st.sampled_from(["noisy", "ceiling", "flat", "dip", "floor"]))
     if style == "flat":
