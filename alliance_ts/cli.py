@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -110,11 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="output folder (created if needed)")
     d.add_argument("--rule", default=None, help="rule name (see 'alliance-ts rules'; default: recommended)")
     d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="a rule parameter, e.g. --param k=1.5 (repeatable)")
+                   help="a rule parameter, e.g. --param k=1.5 (repeatable); the value is read as the parameter's "
+                        "kind: a number, true/false, none, a pair 1.5,0.3 or a name (see 'alliance-ts rules --full')")
     d.add_argument("--client", default="client", help="client id column (default: client)")
     d.add_argument("--session", default="session", help="session number column (default: session)")
     d.add_argument("--score", default="score", help="score column (default: score)")
-    d.add_argument("--scale", default=None, help="instrument id (see 'alliance-ts scales') or LOW,HIGH")
+    d.add_argument("--scale", default=None,
+                   help="instrument id (see 'alliance-ts scales') or LOW,HIGH; scores outside are an error "
+                        "(default: no range check)")
     d.add_argument("--min-sessions", type=int, default=3,
                    help="fewest observed scores to analyse a client (default: 3)")
     d.add_argument("--format", default="csv", choices=["csv", "parquet"], help="output format (default: csv)")
@@ -129,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one row per client and one column per session (numbers at the end of the column names)")
     d.add_argument("--stream", action="store_true",
                    help="read a CSV or Parquet file in pieces of whole clients (bounded memory; rows of a client "
-                        "must be together)")
-    d.add_argument("--chunk-rows", type=int, default=500_000, help="rows per piece with --stream (default: 500000)")
+                        "must be together; the outputs keep the file's client order)")
+    d.add_argument("--chunk-rows", type=int, default=500_000,
+                   help="rows read at a time with --stream (default: 500000); a piece is then extended or cut "
+                        "so that it holds whole clients")
     d.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="label on a Dask cluster: 'local' (this machine) or a scheduler address such as "
                         "tcp://scheduler:8786; INPUT may then be a folder or glob of Parquet/CSV files on shared "
@@ -139,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--keep-formulas", action="store_true",
                    help="write text cells starting with = + - @ verbatim in CSV outputs (default: a leading "
                         "apostrophe stops spreadsheets running them as formulas)")
-    d.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    d.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     pl = sub.add_parser(
         "plot", help="draw a file's labels",
@@ -232,10 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     except AllianceError as err:
         return _fail([str(err)])
     except KeyboardInterrupt as err:
+        from .output import COMMITTED
+
         out = getattr(args, "out", None)
-        where = f" in {out!r}" if out else ""
-        print(f"{PROG}: {'terminated' if isinstance(err, Terminated) else 'interrupted'}; nothing was "
-              f"written{where} (an earlier output there is unchanged)", file=sys.stderr)
+        what = "terminated" if isinstance(err, Terminated) else "interrupted"
+        if out and os.path.abspath(out) in COMMITTED:
+            print(f"{PROG}: {what} after the outputs were written to {out!r} (they are complete)", file=sys.stderr)
+        else:
+            where = f" in {out!r}" if out else ""
+            print(f"{PROG}: {what}; nothing was written{where} (an earlier output there is unchanged)",
+                  file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
     except MemoryError:
         return _fail(["out of memory: try --stream (CSV or Parquet input)"])

@@ -207,6 +207,41 @@ class DaskSource:
         return merge_problems([p for part in checked for p in part[0]])
 
 
+def _read_csv(dd: Any, path: str | os.PathLike, sep: str | None, text: tuple[str, ...], encoding: str,
+              decimal: str) -> Any:
+    from .io import check_text_options, csv_options, csv_problems, decode_problems, read_header, sniff_delimiter
+
+    problems = check_text_options(encoding, decimal, sep)
+    if problems:
+        raise InvalidInputError(problems, "alliance_ts")
+    files = input_files(path)
+    if files:  # local files: the checks of the in-memory reader, on every file
+        sep = sep or sniff_delimiter(files[0], encoding)
+        header = read_header(files[0], sep, encoding)
+        for f in files:
+            found = decode_problems(f, encoding)
+            if not found:
+                this = read_header(f, sep, encoding)
+                if this != header:
+                    found = [Problem("input", f"{str(f)!r} has the columns {this}, but {str(files[0])!r} has "
+                                     f"{header}; every file must have the same header")]
+                else:
+                    found = csv_problems(f, sep, encoding, header)
+            problems += found
+        if problems:
+            raise InvalidInputError(problems, "alliance_ts")
+    else:  # remote files: the header of the first one, for the missing markers of each column
+        import fsspec
+
+        sep = sep or ","
+        with fsspec.open_files(str(path), mode="rt", encoding=encoding)[0] as fh:
+            import csv
+
+            header = next(csv.reader(fh, delimiter=sep), [])
+    return dd.read_csv(str(path), sep=sep, blocksize="64MB",
+                       **csv_options([c for c in text if c in header], encoding, decimal, header))
+
+
 def detect_dask(
     data: Any,
     rule: Any = None,
@@ -295,8 +330,12 @@ def read_dask(path: str | os.PathLike, *, format: str, sep: str | None = None, t
     Paths may be on shared storage the workers can read (``s3://``,
     ``gs://``, a network file system), as understood by
     :func:`dask.dataframe.read_parquet` and :func:`dask.dataframe.read_csv`.
-    CSV columns named in ``text`` (the ids) are read as text exactly as
-    written, as in memory.
+    CSV files are read as strictly as in memory (:func:`alliance_ts.io.read_table`):
+    the columns named in ``text`` (the ids) as text exactly as written, the
+    usual missing markers elsewhere, and local files are checked first for
+    ragged rows, repeated column names, headers that differ between files and
+    text that is not in ``encoding``. Integer ids in Parquet become nullable
+    integers, as in memory.
     """
     _, dd = _dask()
     try:
@@ -309,14 +348,7 @@ def read_dask(path: str | os.PathLike, *, format: str, sep: str | None = None, t
                     ddf[col] = ddf[col].astype(pd.Int64Dtype())
             return ddf
         if format == "csv":
-            if sep is None:
-                from .io import sniff_delimiter
-
-                files = input_files(path)
-                sep = sniff_delimiter(files[0]) if files else ","
-            from .io import csv_options
-
-            return dd.read_csv(str(path), sep=sep, blocksize="64MB", **csv_options(text, encoding, decimal))
+            return _read_csv(dd, path, sep, text, encoding, decimal)
     except InvalidInputError:
         raise
     except Exception as err:

@@ -42,6 +42,7 @@ from .io import (
     DEFAULT_ENCODING,
     check_readable,
     check_text_options,
+    csv_quoting,
     escape_formulas,
     file_sha256,
     guess_format,
@@ -301,7 +302,7 @@ class _Appender:
     def add(self, df: pd.DataFrame) -> None:
         if self.fmt == "csv":
             (escape_formulas(df) if self.escape else df).to_csv(
-                self.target, index=False, mode="w" if self.first else "a", header=self.first)
+                self.target, index=False, mode="w" if self.first else "a", header=self.first, quoting=csv_quoting(df))
             self.first = False
             return
         import pyarrow as pa

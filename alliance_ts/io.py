@@ -51,7 +51,7 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -196,12 +196,37 @@ def read_header(path: Path, sep: str, encoding: str) -> list[str]:
 
 def _decode_problem(path: Path, encoding: str, err: UnicodeDecodeError) -> Problem:
     byte = err.object[err.start:err.start + 1].hex() if isinstance(err.object, (bytes, bytearray)) else "?"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:  # pragma: no cover - the file was just read
+        head = b""
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        return Problem("input", f"{str(path)!r} is UTF-16 text (Excel's 'Unicode text'): give the encoding "
+                       "(encoding=, on the command line --encoding utf-16)")
     return Problem(
         "input",
         f"{str(path)!r} is not {encoding!r} text (byte 0x{byte} at position {err.start}); files saved by Excel "
         "on Windows are often cp1252 or latin-1: give the encoding (encoding=, on the command line --encoding "
         "cp1252)",
     )
+
+
+def decode_problems(path: Path, encoding: str, block: int = 1 << 24) -> list[Problem]:
+    """A problem when the file is not text in ``encoding`` (read in blocks)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with open(path, "rb") as fh:
+        for piece in iter(lambda: fh.read(block), b""):
+            try:
+                decoder.decode(piece)
+            except UnicodeDecodeError as err:
+                shifted = UnicodeDecodeError(err.encoding, err.object, err.start, err.end, err.reason)
+                problem = _decode_problem(path, encoding, shifted)
+                return [Problem(problem.where, problem.message.replace(f"position {err.start}",
+                                                                       f"position {offset + err.start}"))]
+            offset += len(piece)
+    return []
 
 
 def csv_problems(path: Path, sep: str, encoding: str, header: list[str]) -> list[Problem]:
@@ -243,7 +268,7 @@ def _ascii_compatible(encoding: str) -> bool:
 
 def _ragged_lines(path: Path, sep: str, encoding: str, expected: int, limit: int = 5):
     """(first ``limit`` (line number, fields) with a field count other than ``expected``, their count)."""
-    if _ascii_compatible(encoding) and not _has_quotes(path):
+    if _ascii_compatible(encoding) and not _needs_csv_module(path):
         return _ragged_bytes(path, sep.encode("ascii"), expected, limit)
     bad: list[tuple[int, int]] = []
     n_bad = 0
@@ -251,7 +276,7 @@ def _ragged_lines(path: Path, sep: str, encoding: str, expected: int, limit: int
         reader = csv.reader(fh, delimiter=sep)
         next(reader, None)
         for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
+            if not row:  # an empty line (a line of spaces is a row of one field, as in the fast scan)
                 continue
             if len(row) != expected:
                 n_bad += 1
@@ -260,11 +285,18 @@ def _ragged_lines(path: Path, sep: str, encoding: str, expected: int, limit: int
     return bad, n_bad
 
 
-def _has_quotes(path: Path, block: int = 1 << 24) -> bool:
+def _needs_csv_module(path: Path, block: int = 1 << 24) -> bool:
+    """Whether the file has quotes or lone carriage returns (line breaks the byte scan does not count)."""
+    last = b""
     with open(path, "rb") as fh:
         for piece in iter(lambda: fh.read(block), b""):
             if b'"' in piece:
                 return True
+            data = last + piece
+            lone = data.replace(b"\r\n", b"")
+            if b"\r" in lone[:-1] or (lone.endswith(b"\r") and len(piece) < block):
+                return True
+            last = data[-1:]
     return False
 
 
@@ -318,14 +350,36 @@ def _ragged_bytes(path: Path, sep: bytes, expected: int, limit: int, block: int 
 
 
 def _typed_ids(df: pd.DataFrame, text: Sequence[str]) -> pd.DataFrame:
-    """Whole-number float ids (SPSS, Stata, Excel store numbers as floats) as integers."""
+    """Whole-number float ids (SPSS, Stata, Excel store numbers as floats) as integers.
+
+    A column of numbers becomes a nullable integer column; in a column that
+    mixes numbers and text (Excel), each whole number becomes an int and text
+    stays text, and an empty text cell is a missing id.
+    """
     for col in text:
+        if col in df.columns and not isinstance(df[col], pd.DataFrame) and df[col].dtype == np.dtype(object):
+            values = df[col].to_numpy(dtype=object)
+            if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) or v is None for v in values):
+                numeric = pd.to_numeric(df[col], errors="coerce")
+                df[col] = numeric
+            else:
+                df[col] = pd.Series([_whole(v) for v in values], index=df.index, dtype=object)
+                continue
         if col in df.columns and not isinstance(df[col], pd.DataFrame) and pd.api.types.is_float_dtype(df[col].dtype):
             values = df[col].to_numpy(dtype=float, na_value=np.nan)
             finite = values[np.isfinite(values)]
             if finite.size and np.all(finite == np.floor(finite)) and np.all(np.abs(finite) < 2**53):
                 df[col] = df[col].astype("Int64")
     return df
+
+
+def _whole(v: Any) -> Any:
+    """A whole-number float as an int; empty text as missing; anything else unchanged."""
+    if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer() and abs(float(v)) < 2**53:
+        return int(v)
+    if isinstance(v, str) and v == "":
+        return None
+    return v
 
 
 def _text_ids(df: pd.DataFrame, text: Sequence[str]) -> pd.DataFrame:
@@ -410,7 +464,12 @@ def read_table(
         elif fmt == "excel":
             need(*_EXTRAS["excel"])
             _excel_duplicates(path, sheet)
-            df = pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
+            # the id columns as the cells hold them (text stays text: "007", "NA"),
+            # the other columns with the usual missing markers
+            header = _excel_header(path, sheet)
+            df = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, dtype={c: object for c in text},
+                               keep_default_na=False,
+                               na_values={c: list(MISSING_MARKERS) for c in header if c not in text})
             if columns is not None:
                 df = df[[c for c in df.columns if c in columns]]
             df = _typed_ids(df, text)
@@ -438,8 +497,8 @@ def read_table(
     return df, meta
 
 
-def _excel_duplicates(path: Path, sheet: str | int | None) -> None:
-    """Raise when the header row of the sheet names a column twice (pandas would rename the copies)."""
+def _excel_header(path: Path, sheet: str | int | None) -> list[str]:
+    """The header row of an Excel sheet (empty when the sheet does not exist: pandas reports it)."""
     import openpyxl
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -447,10 +506,15 @@ def _excel_duplicates(path: Path, sheet: str | int | None) -> None:
         ws = wb.worksheets[sheet] if isinstance(sheet, int) else (wb[sheet] if sheet is not None else wb.worksheets[0])
         header = next(ws.iter_rows(max_row=1, values_only=True), ())
     except (KeyError, IndexError):
-        return  # pandas reports the unknown sheet
+        return []
     finally:
         wb.close()
-    names = [str(h) for h in header if h is not None]
+    return [str(h) for h in header if h is not None]
+
+
+def _excel_duplicates(path: Path, sheet: str | int | None) -> None:
+    """Raise when the header row of the sheet names a column twice (pandas would rename the copies)."""
+    names = _excel_header(path, sheet)
     problems = [
         Problem(f"column {name!r}", f"appears {names.count(name)} times in the header row; rename the copies")
         for name in dict.fromkeys(names) if names.count(name) > 1
@@ -591,6 +655,21 @@ def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return df if out is None else out
 
 
+def csv_quoting(df: pd.DataFrame) -> Literal[0, 2]:
+    """``csv.QUOTE_MINIMAL``, or ``csv.QUOTE_NONNUMERIC`` when a text cell holds a carriage return.
+
+    Python's CSV writer quotes cells holding the delimiter, a quote or a line
+    feed but not a lone carriage return, which readers take for a line
+    break; quoting every text cell keeps such a table readable.
+    """
+    for col in df.columns:
+        series = df[col]
+        if series.dtype == np.dtype(object) or pd.api.types.is_string_dtype(series.dtype):
+            if any(isinstance(v, str) and "\r" in v for v in series.to_numpy(dtype=object)):
+                return 2  # csv.QUOTE_NONNUMERIC
+    return 0  # csv.QUOTE_MINIMAL
+
+
 def _escape(v: Any) -> Any:
     if isinstance(v, str) and v.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(v):
         return "'" + v
@@ -612,7 +691,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, format: str = "csv", 
         need(*_EXTRAS["parquet"])
     with write_atomic(path) as tmp:
         if fmt == "csv":
-            (escape_formulas(df) if escape else df).to_csv(tmp, index=False)
+            (escape_formulas(df) if escape else df).to_csv(tmp, index=False, quoting=csv_quoting(df))
         else:
             df.to_parquet(tmp, index=False)
 

@@ -75,6 +75,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Targets put in place by this process (so that an interrupt that arrives
+#: during the final swap is reported as coming after the outputs were written).
+COMMITTED: set[str] = set()
+
+
 class OutputFolder:
     """A folder of output files that appears complete or not at all.
 
@@ -105,6 +110,9 @@ class OutputFolder:
         """Why the target cannot be used (empty when it can); nothing is created."""
         where = f"{self.option} {str(self.target)!r}"
         target = self.target
+        if target.is_symlink():
+            return [Problem(self.option, f"{str(target)!r} is a symbolic link; name the folder itself "
+                            f"({str(target.resolve())!r}) or a new one")]
         resolved = target.resolve()
         for inp in self.inputs:
             try:
@@ -116,6 +124,9 @@ class OutputFolder:
             if resolved in inp.resolve().parents:
                 return [Problem(self.option, f"the input {str(inp)!r} is inside {str(target)!r}, which is replaced "
                                 "as a whole: name another folder for the outputs")]
+        if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+            return [Problem(self.option, f"{str(target)!r} is the current folder (or holds it), which would be "
+                            "replaced as a whole: name a folder inside it, such as 'labels'")]
         if target.exists() and not target.is_dir():
             return [Problem(self.option, f"{str(target)!r} is a file, not a folder; name a new folder (or a "
                             "previous output folder of alliance-ts, which is replaced)")]
@@ -219,6 +230,7 @@ class OutputFolder:
                     os.rename(old, self.target)  # put the previous set back
                 raise
             self.committed = True
+            COMMITTED.add(os.path.abspath(self.target))
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         return names + ([MANIFEST] if manifest is not None else [])

@@ -30,7 +30,7 @@ BLOCK_CELLS = 1 << 21
 #: Differences between two scores of a client smaller than this share of the
 #: client's largest absolute score are no difference (float rounding, not
 #: data): see :attr:`Block.resolution`.
-RESOLUTION = 1e-9
+RESOLUTION = 1e-12
 
 
 @dataclass(frozen=True, eq=False)

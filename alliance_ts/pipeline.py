@@ -174,8 +174,9 @@ def _layout(rule: Rule, client: Any, session: Any, score: Any, scale: Any, probl
     if scale is not None and not reads.uses_scale:
         problems.append(Problem("parameter 'scale'", "this rule reads answer codes, not scores: it takes the "
                                 "codes' range from its own parameters (low= and high=), not scale="))
-    if not all(isinstance(c, str) for c in (client, session)):
-        return None
+    named = [client, session, reads.group, *(c for _, c in reads.items)]
+    if not all(isinstance(c, str) for c in named if c is not None):
+        return None  # the parameters' problems say which
     from .scales import ScoreRange
 
     ranges: tuple[tuple[str, ScoreRange], ...] = ()

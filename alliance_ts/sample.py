@@ -229,7 +229,8 @@ class Sampler:
     def _filter(self, step: int) -> None:
         out = []
         for p, keys in self._kept:
-            assert keys is not None
+            if keys is None:  # pragma: no cover - _hash_all runs first
+                raise RuntimeError("the sample's candidates have no keys")
             keep = selected(keys, step)
             out.append((p.subset(np.flatnonzero(keep)), keys[keep]))
         self._kept = out

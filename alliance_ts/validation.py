@@ -400,10 +400,15 @@ def _ids(
     if pd.api.types.is_bool_dtype(col.dtype):
         problems.append(Problem(where, f"holds True/False values, not {what}s"))
         return _Ids(np.zeros(n, dtype=np.int64), pd.Index([0]))
-    values = col.to_numpy() if col.dtype.kind in "iuf" else None
-    if values is not None and values.size and bool(np.all(values[1:] >= values[:-1])):
-        # plain numbers already in ascending order (the common case for large
-        # files): the codes come from the change points, without hashing
+    values = None
+    if col.dtype.kind in "iuf" and n and not bool(col.isna().any()):
+        numpy_dtype = getattr(col.dtype, "numpy_dtype", None)  # nullable integers: their numpy type
+        values = col.to_numpy(dtype=numpy_dtype)
+        if not bool(np.all(values[1:] >= values[:-1])):
+            values = None
+    if values is not None:
+        # plain numbers already in ascending order, none missing (the common case
+        # for large files): the codes come from the change points, without hashing
         change = values[1:] != values[:-1]
         codes = np.zeros(values.size, dtype=np.int64)
         np.cumsum(change, out=codes[1:])

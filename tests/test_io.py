@@ -160,3 +160,94 @@ def test_the_api_reads_the_same_ids(tmp_path):
     assert frame["client"].tolist()[:3] == ["007", "007", "7"] and pd.isna(frame["client"].iloc[3])
     with pytest.raises(InvalidInputError, match=r"column 'client': 1 row with a missing client id; e.g. row 3"):
         at.detect(frame)
+
+
+# --------------------------------------------------------------------------
+# found by a bad-input hunt after the first version
+
+
+def test_excel_ids_are_the_cells_as_written(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["client", "session", "score"])
+    for s in range(1, 4):
+        ws.append(["007", s, 30 + s])  # a text cell: stays 007
+        ws.append(["NA", s, 40])  # a client's initials, not a missing id
+        ws.append([12.0, s, "NA"])  # Excel stores 12 as 12.0; "NA" as a score is a missed session
+    ws.append([None, 1, 3])  # an empty id cell: a missing id
+    wb.save(tmp_path / "ok.xlsx")
+    frame, _ = read_table(tmp_path / "ok.xlsx", text=("client",))
+    assert frame["client"].tolist()[:3] == ["007", "NA", 12] and frame["client"].iloc[-1] is None
+    assert frame["score"].isna().tolist()[:3] == [False, False, True]
+    # the number 1 and the text "1" in one column print the same: an error, not one client
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["client", "session", "score"])
+    for s in range(1, 4):
+        ws.append([1, s, 40])
+        ws.append(["1", s + 3, 40])
+    wb.save(tmp_path / "clash.xlsx")
+    rc, _, err = run("detect", "clash.xlsx", "--out", "o", cwd=tmp_path)
+    assert rc == 2 and "client ids of different types print the same" in err and "1 and '1'" in err
+
+
+def test_dask_reads_csv_as_strictly_as_in_memory(tmp_path):
+    dask = pytest.importorskip("dask")
+    from alliance_ts.distributed import read_dask
+
+    # empty and NA scores are missed sessions in both paths
+    (tmp_path / "e.csv").write_text("client,session,score\na,1,40\na,2,\na,3,NA\na,4,41\nb,1,40\nb,2,30\nb,3,40\n")
+    frame, _ = read_table(tmp_path / "e.csv", text=("client",))
+    with dask.config.set(scheduler="synchronous"):
+        ddf = read_dask(tmp_path / "e.csv", format="csv", text=("client",))
+        got = ddf.compute()
+    assert got["score"].isna().tolist() == frame["score"].isna().tolist()
+    (tmp_path / "d.csv").write_text("client,session,score,score\na,1,40,1\n")
+    with pytest.raises(InvalidInputError, match="appears 2 times in the header"):
+        read_dask(tmp_path / "d.csv", format="csv", text=("client",))
+    (tmp_path / "l1.csv").write_bytes("client,session,score\nJosé,1,40\n".encode("cp1252"))
+    with pytest.raises(InvalidInputError, match=r"--encoding cp1252"):
+        read_dask(tmp_path / "l1.csv", format="csv", text=("client",))
+    (tmp_path / "r.csv").write_text("client,session,score\na,1,40\na,2\n")
+    with pytest.raises(InvalidInputError, match="line 3 has 2 fields"):
+        read_dask(tmp_path / "r.csv", format="csv", text=("client",))
+
+
+def test_missing_numeric_ids_are_reported_in_every_path(tmp_path):
+    with pytest.raises(InvalidInputError, match="1 row with a missing client id"):
+        at.detect(pd.DataFrame({"client": [float("nan")], "session": [4], "score": [40.0]}))
+    pq = pd.DataFrame({"client": pd.array([1, 1, 1, 2, 2, 2, None], dtype="Int64"),
+                       "session": [1, 2, 3, 1, 2, 3, 1], "score": np.arange(7.0)})
+    pq.to_parquet(tmp_path / "t.parquet", index=False)
+    for extra in ([], ["--stream", "--chunk-rows", "100"]):
+        rc, _, err = run("detect", "t.parquet", "--out", "o", *extra, cwd=tmp_path)
+        assert rc == 2 and "column 'client': 1 row with a missing client id; e.g. row 6" in err, extra
+
+
+def test_item_columns_that_are_not_names():
+    df = pd.DataFrame({"client": 1, "session": [1, 2, 3], "rupture": [1.0, 4, 1], "rater": "p"})
+    for bad in (dict(rater=["rater"]), dict(rupture=["rupture"]), dict(resolved={"x": 1}), dict(rater=5)):
+        with pytest.raises(InvalidInputError) as info:
+            at.detect(df, rule="psq", **bad)
+        (name,) = bad
+        assert [p.where for p in info.value.problems] == [f"parameter {name!r}"]
+
+
+def test_carriage_returns(tmp_path):
+    # a lone CR is a line break to every CSV reader: "Sm\rith" splits a row, which is an error
+    (tmp_path / "cr.csv").write_bytes(b"client,session,score\nSm\rith,1,40\nx,2,41\n")
+    with pytest.raises(InvalidInputError, match=r"1 line of .* e.g. line 2 has 1 field$"):
+        read_table(tmp_path / "cr.csv")
+    # an id holding a CR is written quoted, so the table reads back with its rows
+    from alliance_ts.io import write_table
+
+    write_table(pd.DataFrame({"client": ["a\rb", "c"], "n": [1, 2]}), tmp_path / "out.csv")
+    back = pd.read_csv(tmp_path / "out.csv")
+    assert back["client"].tolist() == ["a\rb", "c"] and back["n"].tolist() == [1, 2]
+
+
+def test_utf16_gets_its_own_hint(tmp_path):
+    (tmp_path / "u.csv").write_bytes("client,session,score\nx,1,40\n".encode("utf-16"))
+    with pytest.raises(InvalidInputError, match=r"UTF-16 text .* --encoding utf-16"):
+        read_table(tmp_path / "u.csv")

@@ -113,7 +113,7 @@ def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
 def big_csv(tmp_path_factory):
     """A trial that takes the command a couple of seconds, so that signals land at every stage."""
     path = tmp_path_factory.mktemp("big") / "trial.csv"
-    sim = at.simulate(30_000, rng=2, n_sessions=(10, 12))
+    sim = at.simulate(15_000, rng=2, n_sessions=(10, 12))
     sim.scores.to_csv(path, index=False)
     return path
 
@@ -134,9 +134,12 @@ def test_an_interrupted_run_leaves_the_old_set_or_the_new_one(tmp_path, big_csv,
     rc, _, err = run("detect", big_csv, "--out", "new", "--rule", "gumz2012", "--quiet", cwd=base)
     duration = time.perf_counter() - t0
     new = _state(base / "new")
+    # signals at fixed shares of an uninterrupted run's time, jittered: at start-up, while
+    # reading, labelling and writing, and after the end (whatever the machine's load)
     rng = np.random.default_rng(int(sig))
     outcomes = set()
-    for delay in sorted(rng.uniform(0.05, duration * 1.1, size=5)):
+    for share in (0.03, 0.3, 0.6, 0.85, 1.3):
+        delay = duration * share * rng.uniform(0.9, 1.1)
         proc = subprocess.Popen(COMMAND + ["detect", str(big_csv), "--out", "o", "--rule", "gumz2012", "--quiet"],
                                 cwd=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -157,3 +160,43 @@ def test_an_interrupted_run_leaves_the_old_set_or_the_new_one(tmp_path, big_csv,
         if proc.returncode in (130, 143):
             assert err.endswith("nothing was written in 'o' (an earlier output there is unchanged)\n")
     assert "old" in outcomes  # at least one signal landed while the run was working
+
+
+def test_symlinks_and_the_current_folder_are_refused(tmp_path, small_csv):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for out in ("link", "dangling"):
+        with pytest.raises(InvalidInputError, match="is a symbolic link; name the folder itself"):
+            detect_file(small_csv, tmp_path / out)
+    here = tmp_path / "here"
+    here.mkdir()
+    cwd = os.getcwd()
+    os.chdir(here)
+    try:
+        for out in (".", ".."):
+            with pytest.raises(InvalidInputError, match="is the current folder .* name a folder inside it"):
+                detect_file(small_csv, out)
+    finally:
+        os.chdir(cwd)
+    assert leftovers(tmp_path) == []
+
+
+def test_an_interrupt_after_the_swap_says_the_outputs_are_complete(tmp_path, small_csv, monkeypatch, capsys):
+    # a Ctrl-C held back during the final swap is raised right after it: the message
+    # must not claim that nothing was written
+    import alliance_ts.files
+    from alliance_ts import cli
+
+    real = alliance_ts.files.detect_file
+
+    def then_interrupted(*a, **k):
+        real(*a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(alliance_ts.files, "detect_file", then_interrupted)
+    out = str(tmp_path / "o")
+    assert cli.main(["detect", str(small_csv), "--out", out, "--quiet"]) == 130
+    assert capsys.readouterr().err == f"alliance-ts: interrupted after the outputs were written to {out!r} " \
+                                      "(they are complete)\n"
+    assert (tmp_path / "o" / "manifest.json").exists()

@@ -233,8 +233,8 @@ def test_presets_match_reference_on_fixed_series(rule):
 @pytest.mark.parametrize("rule", ["vshape", "stiles2004", "strauss2006", "gumz2012", "recommended", "changepoint"])
 def test_float_noise_around_a_constant_is_no_rupture(rule):
     # 40 stored with rounding errors of 1e-12 (an item mean computed in floating point):
-    # these rules used to report "ruptures" of depth 1e-12. Differences below a billionth
-    # of the score (4e-8 here) are no difference, so every course is constant.
+    # these rules used to report "ruptures" of depth 1e-12. Differences below a trillionth
+    # of the score (4e-11 here) are no difference, so every course is constant.
     x = 40 + np.array([0, 1e-12, -1e-12, 0, 2e-12, 0, -1e-12, 0])
     df = pd.DataFrame({"client": np.repeat([1, 2, 3], 8), "session": np.tile(np.arange(1, 9), 3),
                        "score": np.tile(x, 3)})
@@ -245,3 +245,18 @@ def test_float_noise_around_a_constant_is_no_rupture(rule):
     if rule == "vshape":
         dip = df.assign(score=np.where(df["session"] == 4, 37.0, df["score"]))
         assert len(at.detect(dip, rule, scale="wai-sr", sd="pooled", pooled_sd=1.0).episodes) == 3
+
+
+@pytest.mark.parametrize("rule", ["stiles2004", "gumz2012", "changepoint", "recommended"])
+def test_item_means_shifted_by_a_million_keep_their_episodes(rule):
+    # item means (totals / 7) shifted by 1e6: rounding moves each score by about 1e-10, far
+    # below a real 0.001 difference, which must still count (a tolerance of 1e-9 of the
+    # scores, 1e-3 here, once swallowed it: depth 0.93651 against a threshold of 0.93750)
+    s = np.array([55, 52, 47, 45, 52, 48, 53, 54, 50, 53]) / 7
+    assert len(at.detect(s + 1e6, "stiles2004").episodes) == len(at.detect(s, "stiles2004").episodes) == 0
+    sim = at.simulate(150, rng=4)
+    df = sim.scores.assign(score=sim.scores["score"] / 7)
+    cols = ["client", "start", "trough", "end", "status"]
+    base = at.detect(df, rule).episodes[cols]
+    assert len(base) > 10
+    pd.testing.assert_frame_equal(base, at.detect(df.assign(score=df["score"] + 1e6), rule).episodes[cols])

@@ -188,8 +188,8 @@ class ChangePoint(Rule):
                         low=0, high=1, low_open=True, high_open=True)
     penalty_scale: float | None = number(None, "multiplier of the named penalty (None: 1, or calibrated)", low=0,
                                          low_open=True, allow_none=True, allow_nan=True)
-    noise: float | None = number(None, "pooled noise SD in score units (None: estimated from the analysed "
-                                 "clients)", low=0, allow_none=True, allow_nan=True)
+    noise: float | None = number(None, "pooled noise SD in score units, a number (None: estimated from the "
+                                 "analysed clients)", low=0, allow_none=True, allow_nan=True)
     prior_df: float = number(32.0, "weight of the pooled noise SD in each client's, in degrees of freedom", low=0)
     rng: int = seed(0, "seed of the calibration's simulated trajectories")
 

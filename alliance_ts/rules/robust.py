@@ -173,7 +173,7 @@ class RobustDrop(Rule):
     ``repair_within`` sessions of the trough if set); otherwise unresolved to
     the last session.
 
-    **Resolution.** Scores are compared with a tolerance of a billionth of
+    **Resolution.** Scores are compared with a tolerance of a trillionth (1e-12) of
     the client's largest absolute score, and a noise SD no larger than that
     is 0 (:attr:`alliance_ts.panel.Block.resolution`): rounding errors are
     not data.
@@ -203,8 +203,9 @@ class RobustDrop(Rule):
     tol: float = number(0.5, "return tolerance, as a share of the threshold", low=0, high=1, high_open=True)
     repair_within: int | None = integer(None, "most observed sessions from the trough to the repair "
                                         "(None: any later session)", low=1, allow_none=True)
-    noise: str = choice("moderated", "noise level: the client's own, the pooled one, the larger, or the two "
-                        "combined by their degrees of freedom", ("moderated", "max", "pooled", "client"))
+    noise: str = choice("moderated", "noise level: the client's and the pooled one combined by their degrees of "
+                        "freedom ('moderated'), the larger ('max'), the pooled one ('pooled') or the client's own "
+                        "('client')", ("moderated", "max", "pooled", "client"))
     prior_df: float = number(32.0, "weight of the pooled noise in 'moderated', in degrees of freedom", low=0)
     center: str = choice("trend", "subtract the client's steady trend from the statistics", ("trend", "none"))
     trim: float = number(0.2, "share trimmed from each end before a noise SD is computed", low=0, high=0.5,

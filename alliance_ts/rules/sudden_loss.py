@@ -155,10 +155,11 @@ class SuddenLoss(Rule):
     .. [3] Lutz et al. (2013), see ``LUTZ_2013``.
     """
 
-    cutoff: float | None = number(None, "criterion 1: least drop between consecutive sessions, in score units",
-                                  low=0, low_open=True, allow_none=True)
-    reliability: float | None = number(None, "reliability of the scale, for the reliable change index "
-                                       "(instead of cutoff)", low=0, high=1, high_open=True, allow_none=True)
+    cutoff: float | None = number(None, "criterion 1: least drop between consecutive sessions, in score units "
+                                  "(give cutoff or reliability)", low=0, low_open=True, allow_none=True)
+    reliability: float | None = number(None, "reliability of the scale: criterion 1 is then the reliable change "
+                                       "index (give cutoff or reliability)", low=0, high=1, high_open=True,
+                                       allow_none=True)
     sd: float | None = number(None, "SD for the reliable change index (None: SD of the first scores)", low=0,
                               low_open=True, allow_none=True)
     pct: float | None = number(0.25, "criterion 2: least drop as a share of the pre score (None: off)", low=0,

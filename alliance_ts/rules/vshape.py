@@ -138,7 +138,7 @@ class VShape(Rule):
     lasts to the last session. After a repair the search resumes, so a
     client can have several episodes; they never overlap.
 
-    **Resolution.** Scores are compared with a tolerance of a billionth of
+    **Resolution.** Scores are compared with a tolerance of a trillionth (1e-12) of
     the client's largest absolute score (:attr:`alliance_ts.panel.Block.resolution`):
     smaller differences, and an SD smaller than that, are float rounding,
     not data, so a constant course stored with rounding errors has SD 0.
@@ -178,10 +178,10 @@ class VShape(Rule):
     """
 
     k: float = number(2.0, "drop threshold in SD units", low=0, low_open=True)
-    sd: str = choice("max", "the SD: the client's own, the pooled within-client one, or the larger",
-                     ("max", "client", "pooled"))
-    reference: str = choice("previous", "pre-rupture level: the score before the fall, or the mean of the "
-                            "client's other scores", ("previous", "mean_others"))
+    sd: str = choice("max", "the SD: the larger of the two ('max'), the client's own ('client') or the pooled "
+                     "within-client one ('pooled')", ("max", "client", "pooled"))
+    reference: str = choice("previous", "pre-rupture level: the score at the top of the fall ('previous') or the "
+                            "mean of the client's other scores ('mean_others')", ("previous", "mean_others"))
     max_decline: int = integer(3, "most sessions a fall may take", low=1)
     tol: float = number(0.5, "return tolerance, as a share of the threshold", low=0, high=1, high_open=True)
     repair_within: int | None = integer(None, "most observed sessions from the trough to the repair "
@@ -270,7 +270,7 @@ register_preset(
     ),
     reference=STILES_2004
     + " Threshold (2 SD) as reported by Gumz et al. (2012); SD basis, reference level, "
-    "tolerance and window are alliance_ts's reading (unverified).",
+    "tolerance and repair window (repair_within) are alliance_ts's reading (unverified).",
 )
 
 register_preset(
@@ -296,5 +296,5 @@ register_preset(
     ),
     reference=GUMZ_2012
     + " Stricter-of-two SD, 2-SD threshold and six-session declines from the paper; "
-    "reference level, tolerance and window are alliance_ts's choices.",
+    "reference level, tolerance and repair window (repair_within) are alliance_ts's choices.",
 )
