@@ -75,7 +75,7 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
-def _check_part(pdf: pd.DataFrame, job: Job, budget: int):
+def _check_part(pdf: pd.DataFrame, job: Job, budget: int, sampling: bool = True):
     """Pass 1 on one partition: problems, analysed scores, their content hashes, and (if small) their scores."""
     pdf = pdf.sort_index(kind="stable")  # examples name the first rows, as in memory
     if len(pdf) == 0:
@@ -84,6 +84,8 @@ def _check_part(pdf: pd.DataFrame, job: Job, budget: int):
     if panel is None:
         return problems, len(pdf), 0, np.zeros(0, dtype=np.uint64), None
     units = analysed_units(panel, job)
+    if not sampling:
+        return [], len(pdf), 0, np.zeros(0, dtype=np.uint64), None
     total = int(panel.n_obs[units].sum())
     return [], len(pdf), total, content_hashes(panel, units), (panel.subset(units) if total <= budget else None)
 
@@ -156,7 +158,8 @@ class DaskSource:
         t0 = time.perf_counter()
         parts = self._partitions(job)
         budget = _sample.SAMPLE_SCORES
-        checked = dask.compute(*[dask.delayed(_check_part)(p, job, budget) for p in parts])
+        sampling = job.rule.needs_sample()
+        checked = dask.compute(*[dask.delayed(_check_part)(p, job, budget, sampling) for p in parts])
         if any(c[0] for c in checked):
             return Pass1(self._problems_by_position(job), 0)
         n_rows = sum(c[1] for c in checked)

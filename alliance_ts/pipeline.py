@@ -287,7 +287,7 @@ class FrameSource:
             return Pass1(problems, len(self.frame))
         self._panel = panel
         units = analysed_units(panel, job)
-        return Pass1([], len(self.frame), panel, choose(panel, units))
+        return Pass1([], len(self.frame), panel, choose(panel, units) if job.rule.needs_sample() else units[:0])
 
     def label(self, job: Job, prepared: Rule) -> Iterator[Detection]:
         if self._panel is None:  # pragma: no cover - run() stops after problems
@@ -313,6 +313,7 @@ class ChunkSource:
         seen: set = set()
         again: list[Any] = []
         sampler = Sampler()
+        sampling = job.rule.needs_sample()
         n_rows = 0
         columns = job.columns
         for piece in self.chunks():
@@ -333,7 +334,8 @@ class ChunkSource:
             if repeated and len(again) < 5:
                 again += repeated[: 5 - len(again)]
             seen.update(ids.tolist())
-            sampler.add(panel, analysed_units(panel, job))
+            if sampling:
+                sampler.add(panel, analysed_units(panel, job))
         if again:
             found.append(Problem(
                 f"column {job.layout.client!r}",

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import alliance_ts as at
 import alliance_ts.panel
+import alliance_ts.pipeline
 import alliance_ts.sample
 import alliance_ts.validation
 from alliance_ts.distributed import detect_dask
@@ -222,3 +223,21 @@ def test_thin_orders_by_key_not_by_id():
     b = thin(renamed_panel, np.arange(50), 20)
     # the same courses in the same order, although the codes differ (ids reversed)
     assert [panel.client_ids[c] for c in a] == [-renamed_panel.client_ids[c] for c in b]
+
+
+def test_no_sample_is_drawn_for_rules_that_estimate_nothing(monkeypatch):
+    # stiles2004 uses each client's own SD and sudden_loss with a cut-off estimates no SD:
+    # with a tiny budget, hashing every client would be wasted work (and is not done)
+    def no_sample(*a, **k):
+        raise AssertionError("a sample was drawn")
+
+    monkeypatch.setattr(alliance_ts.pipeline, "choose", no_sample)
+    sim = at.simulate(50, rng=3)
+    with budget(40):
+        at.detect(sim.scores, "stiles2004")
+        at.detect(sim.scores, "sudden_loss", cutoff=5.0)
+        at.detect(sim.scores, "vshape", pooled_sd=2.0)
+        with pytest.raises(AssertionError, match="a sample was drawn"):
+            at.detect(sim.scores, "gumz2012")  # its pooled SD is estimated from the sample
+    assert at.rules.get_rule("changepoint").cls(noise=1.0).needs_sample() is False
+    assert at.rules.get_rule("changepoint").cls(noise=1.0, penalty="calibrated").needs_sample() is True

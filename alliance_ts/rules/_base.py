@@ -223,6 +223,20 @@ class Rule(abc.ABC):
         """
         return self
 
+    def needs_sample(self) -> bool:
+        """Whether :meth:`prepare` estimates anything from the sample.
+
+        False for a rule that does not override :meth:`prepare`, or whose
+        ``sample_dependent`` parameters are all given; then no sample is drawn
+        (it costs a pass over every analysed client's scores on large inputs).
+        Rules whose need depends on other parameters refine this.
+        """
+        if type(self).prepare is Rule.prepare:
+            return False
+        if not self.sample_dependent:
+            return True
+        return any(getattr(self, name) is None for name in self.sample_dependent)
+
     def session_score(self, items: dict[str, np.ndarray]) -> np.ndarray:
         """The ``score`` of each session row for a rule that reads items.
 

@@ -209,6 +209,10 @@ class ChangePoint(Rule):
             return self
         return replace(self, noise=self.noise * factor)
 
+    def needs_sample(self) -> bool:
+        """The pooled noise is estimated unless given, the penalty scale only when calibrated."""
+        return self.noise is None or (self.penalty == "calibrated" and self.penalty_scale is None)
+
     def prepare(self, panel: Panel, clients: np.ndarray) -> ChangePoint:
         rule = self
         if rule.noise is None:

@@ -213,6 +213,10 @@ class SuddenLoss(Rule):
             )
         return problems
 
+    def needs_sample(self) -> bool:
+        """The SD of the first scores is estimated only for the reliable change index without ``sd``."""
+        return self.cutoff is None and self.sd is None
+
     def prepare(self, panel: Panel, clients: np.ndarray) -> SuddenLoss:
         if self.cutoff is not None:
             return self

@@ -202,6 +202,10 @@ class VShape(Rule):
         """Translation always; scaling unless an absolute ``min_sd`` floor is set."""
         return ("translation",) if self.min_sd is not None else ("translation", "scaling")
 
+    def needs_sample(self) -> bool:
+        """The pooled SD is estimated unless given or unused (``sd="client"``)."""
+        return self.sd != "client" and self.pooled_sd is None
+
     def prepare(self, panel: Panel, clients: np.ndarray) -> VShape:
         if self.sd == "client" or self.pooled_sd is not None:
             return self
