@@ -268,7 +268,6 @@ class FolderSink:
             "rows": 0, "clients": 0, "included": 0, "not_included": 0, "episodes": 0,
             "repaired": 0, "unresolved": 0, "patterns": {p: 0 for p in PATTERNS},
         }
-        self._clients: set = set()
 
     def add(self, part: Detection) -> None:
         for name in TABLES:

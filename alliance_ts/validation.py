@@ -424,7 +424,8 @@ def _ids(
     codes = codes.astype(np.int64, copy=False)
     uniques = pd.Index(uniques)
     if uniques.dtype == object or pd.api.types.is_string_dtype(uniques.dtype):
-        blank = np.fromiter((isinstance(v, str) and not v.strip() for v in uniques), dtype=bool, count=len(uniques))
+        # vectorised over the unique ids (a million text ids is common); non-text ids are never blank
+        blank = (pd.Series(uniques, dtype=object).str.strip() == "").fillna(False).to_numpy(dtype=bool)
         if blank.any():
             keep = np.flatnonzero(~blank)
             remap = np.full(len(uniques), -1, dtype=np.int64)
