@@ -37,13 +37,18 @@ examples:
   alliance-ts detect trial.parquet --out labels --format parquet --rule gumz2012 --param k=1
   alliance-ts detect trial.csv --out labels --rule sudden_loss --param cutoff=6
   alliance-ts detect big.parquet --out labels --stream --chunk-rows 1000000
-  alliance-ts detect wide.xlsx --out labels --wide --client id      (columns wai_s1, wai_s2, ...)
+  alliance-ts detect wide.xlsx --out labels --wide --client id --sessions wai_1..wai_20
+  alliance-ts detect trial.sav --out labels --client pid --session week --score wai --missing=-99,999 --format sav
+  alliance-ts detect visits.csv --out labels --session date --session-every 7D --keep therapist,site
   alliance-ts detect trial.parquet --out labels --dask local --workers 2
   alliance-ts detect '/shared/trial/*.parquet' --out labels --dask tcp://scheduler:8786
   alliance-ts detect export.csv --out labels --sep ';' --decimal , --encoding cp1252
 
-outputs (in --out): episodes.<fmt>, sessions.<fmt>, clients.<fmt>, manifest.json
-(the rule, every parameter, the library version, the input file's SHA-256 and counts).
+outputs (in --out): episodes.<fmt>, sessions.<fmt>, clients.<fmt>, by_client.<fmt> (one row
+per client: its pattern and first episode, with the kept covariates), methods.md (a Methods
+paragraph), manifest.json (the rule, every parameter, the library version, the input file's
+SHA-256 and counts); with --format xlsx one workbook results.xlsx. Columns keep the input's
+names for the id, session and score.
 --out is created, or replaced as a whole when it holds an earlier output of alliance-ts;
 a folder with other files is refused. Client ids are read as written ("007" stays 007).
 In CSV outputs, text cells starting with = + - @ (formulas in a spreadsheet) get a
@@ -113,24 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a rule parameter, e.g. --param k=1.5 (repeatable); the value is read as the parameter's "
                         "kind: a number, true/false, none, a pair 1.5,0.3 or a name (see 'alliance-ts rules --full')")
-    d.add_argument("--client", default="client", help="client id column (default: client)")
-    d.add_argument("--session", default="session", help="session number column (default: session)")
-    d.add_argument("--score", default="score", help="score column (default: score)")
-    d.add_argument("--scale", default=None,
-                   help="instrument id (see 'alliance-ts scales') or LOW,HIGH; scores outside are an error "
-                        "(default: no range check)")
-    d.add_argument("--min-sessions", type=int, default=3,
-                   help="fewest observed scores to analyse a client (default: 3)")
-    d.add_argument("--format", default="csv", choices=["csv", "parquet"], help="output format (default: csv)")
-    d.add_argument("--input-format", default=None, choices=["csv", "parquet", "excel", "spss", "stata"],
-                   help="input format (default: from the extension)")
-    d.add_argument("--sep", default=None, help="CSV delimiter (default: detected)")
-    d.add_argument("--encoding", default="utf-8-sig",
-                   help="CSV text encoding (default: UTF-8; Excel on Windows often writes cp1252)")
-    d.add_argument("--decimal", default=".", help="CSV decimal mark (default: '.'; ',' for 4,5)")
-    d.add_argument("--sheet", default=None, help="Excel sheet name or number (default: the first)")
-    d.add_argument("--wide", action="store_true",
-                   help="one row per client and one column per session (numbers at the end of the column names)")
+    _input_options(d)
+    d.add_argument("--format", default="csv", choices=["csv", "parquet", "sav", "dta", "xlsx"],
+                   help="output format (default: csv); sav and dta are SPSS and Stata files with variable and value "
+                        "labels, xlsx one workbook results.xlsx with a sheet per table and the manifest")
     d.add_argument("--stream", action="store_true",
                    help="read a CSV or Parquet file in pieces of whole clients (bounded memory; rows of a client "
                         "must be together; the outputs keep the file's client order)")
@@ -162,16 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, help="output folder (created if needed)")
     pl.add_argument("--rule", default=None, help="rule name (default: recommended)")
     pl.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a rule parameter (repeatable)")
-    pl.add_argument("--client", default="client", help="client id column (default: client)")
-    pl.add_argument("--session", default="session", help="session number column (default: session)")
-    pl.add_argument("--score", default="score", help="score column (default: score)")
-    pl.add_argument("--scale", default=None, help="instrument id or LOW,HIGH")
-    pl.add_argument("--min-sessions", type=int, default=3)
-    pl.add_argument("--input-format", default=None, choices=["csv", "parquet", "excel", "spss", "stata"])
-    pl.add_argument("--sep", default=None, help="CSV delimiter (default: detected)")
-    pl.add_argument("--encoding", default="utf-8-sig", help="CSV text encoding (default: UTF-8)")
-    pl.add_argument("--decimal", default=".", help="CSV decimal mark (default: '.')")
-    pl.add_argument("--sheet", default=None, help="Excel sheet name or number")
+    _input_options(pl)
     pl.add_argument("--clients", nargs="+", default=[], metavar="ID", help="also draw these clients one by one")
     pl.add_argument("--n", type=int, default=9, help="clients in the panel (default: 9)")
     pl.add_argument("--rater", default=None, help="with --rule psq --param rater=COLUMN: the rater to draw")
@@ -210,6 +192,74 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--clients", type=int, default=400)
     b.add_argument("--scenarios", nargs="+", default=None)
     return parser
+
+
+def _input_options(p: argparse.ArgumentParser) -> None:
+    """The options that say how to read the input (shared by detect and plot)."""
+    p.add_argument("--client", default="client", help="client id column (default: client)")
+    p.add_argument("--session", default="session",
+                   help="session column: numbers, or dates (then numbered by date order within each client; see "
+                        "--session-every) (default: session)")
+    p.add_argument("--score", default="score", help="score column (default: score)")
+    p.add_argument("--scale", default=None,
+                   help="instrument id (see 'alliance-ts scales') or LOW,HIGH; scores outside are an error "
+                        "(default: no range check; recommended)")
+    p.add_argument("--min-sessions", type=int, default=3,
+                   help="fewest observed scores to analyse a client (default: 3)")
+    p.add_argument("--missing", default=None, metavar="CODES",
+                   help="missing-data codes, comma-separated: --missing 999 or --missing=-99,999 (a leading minus "
+                        "needs the = form); cells holding one are missed sessions. Codes declared in an SPSS or Stata "
+                        "file are applied anyway")
+    p.add_argument("--no-check-codes", action="store_true",
+                   help="do not stop at values that look like undeclared missing codes (999, -99, ...) when neither "
+                        "--scale nor --missing is given")
+    p.add_argument("--keep", action="append", default=[], metavar="COLUMNS",
+                   help="client-level columns to carry into the clients and by_client tables (therapist, site, "
+                        "arm; comma-separated or repeated); a wide sheet carries all its other columns by default")
+    p.add_argument("--session-every", default=None, metavar="STEP",
+                   help="with date sessions: the planned step, e.g. 7D, so that gaps become missed sessions "
+                        "(default: sessions numbered by date order, none missed)")
+    p.add_argument("--date-format", default=None, metavar="FORMAT",
+                   help="how a CSV writes its session dates, e.g. %%d.%%m.%%Y (default: ISO dates 2024-03-01 "
+                        "are recognised)")
+    p.add_argument("--input-format", default=None, choices=["csv", "parquet", "excel", "spss", "stata"],
+                   help="input format (default: from the extension)")
+    p.add_argument("--sep", default=None, help="CSV delimiter (default: detected)")
+    p.add_argument("--encoding", default="utf-8-sig",
+                   help="CSV text encoding (default: UTF-8; Excel on Windows often writes cp1252)")
+    p.add_argument("--decimal", default=".", help="CSV decimal mark (default: '.'; ',' for 4,5)")
+    p.add_argument("--sheet", default=None, help="Excel sheet name or number (default: the first)")
+    p.add_argument("--wide", action="store_true",
+                   help="one row per client and one column per session; --sessions names the session columns "
+                        "(default: the columns ending in a number), every other column is kept")
+    p.add_argument("--sessions", default=None, metavar="COLUMNS",
+                   help="with --wide: the session columns, as a range wai_1..wai_20, a comma-separated list, or a "
+                        "regular expression such as 'wai_\\d+'")
+
+
+def _reading(args) -> tuple[dict[str, Any], list[Problem]]:
+    """The keyword arguments of detect_file/detect that say how to read the input, and their problems."""
+    problems: list[Problem] = []
+    missing = None
+    if args.missing is not None:
+        missing = []
+        for part in args.missing.split(","):
+            value = parse_value(part.strip())
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                problems.append(Problem("--missing", f"expected numbers separated by commas, got {args.missing!r}"))
+                break
+            missing.append(value)
+    keep = [c.strip() for item in args.keep for c in item.split(",") if c.strip()] or None
+    wide = None
+    if args.wide:
+        wide = {"client": args.client}
+        if args.sessions is not None:
+            spec = args.sessions
+            wide["columns"] = [c.strip() for c in spec.split(",")] if "," in spec and ".." not in spec else spec
+    elif args.sessions is not None:
+        problems.append(Problem("--sessions", "names the session columns of a wide sheet: add --wide"))
+    return {"missing": missing, "check_codes": not args.no_check_codes, "keep": keep,
+            "session_every": args.session_every, "date_format": args.date_format, "wide": wide}, problems
 
 
 def _fail(problems: list[Problem] | list[str], stream=None) -> int:
@@ -260,15 +310,16 @@ def _detect(args, argv) -> int:
     from .files import detect_file
 
     params, problems = _params(args.param, args.rule)
+    reading, found = _reading(args)
+    problems += found
     if problems:
         return _fail(problems)
     sheet = parse_value(args.sheet) if args.sheet is not None else None
-    wide = {"client": args.client} if args.wide else None
     t0 = time.perf_counter()
     manifest = detect_file(
         args.input, args.out, rule=args.rule, params=params, client=args.client, session=args.session,
         score=args.score, scale=_scale(args.scale), min_sessions=args.min_sessions, in_format=args.input_format,
-        out_format=args.format, sheet=sheet, sep=args.sep, encoding=args.encoding, decimal=args.decimal, wide=wide,
+        out_format=args.format, sheet=sheet, sep=args.sep, encoding=args.encoding, decimal=args.decimal, **reading,
         stream=args.stream, chunk_rows=args.chunk_rows, progress=not args.quiet, dask=args.dask,
         workers=args.workers, escape_formulas=not args.keep_formulas,
         command=[PROG] + list(argv if argv is not None else sys.argv[1:]),
@@ -286,14 +337,19 @@ def _detect(args, argv) -> int:
         )
         seconds = time.perf_counter() - t0
         print(f"wrote {', '.join(manifest['outputs'])} and manifest.json to {args.out} in {seconds:.1f} s")
+        if manifest["params"].get("scale") is None and manifest["input"].get("observed_range"):
+            low, high = manifest["input"]["observed_range"]
+            print(f"note: no --scale given; observed scores range from {low:g} to {high:g} (declaring the "
+                  "instrument's scale checks every score against its range)")
     return 0
 
 
 def _plot(args, argv) -> int:
     from .detect import detect
-    from .io import read_table
 
     params, problems = _params(args.param, args.rule)
+    reading, found = _reading(args)
+    problems += found
     if args.n < 1:
         problems.append(Problem("--n", f"must be at least 1, got {args.n}"))
     if problems:
@@ -305,18 +361,31 @@ def _plot(args, argv) -> int:
         import matplotlib.pyplot as plt
     except ImportError:
         return _fail(["plots need matplotlib: pip install 'alliance_ts[plot]'"])
-    from . import plot
-    from .io import check_readable
-    from .output import OutputFolder
+    from pathlib import Path
 
+    from . import plot
+    from .files import load_frame
+    from .io import check_readable, guess_format
+    from .output import OutputFolder
+    from .pipeline import plan
+
+    wide = reading.pop("wide")
+    date_format = reading.pop("date_format")
+    job, problems, _ = plan(args.rule, dict(params), client=args.client, session=args.session, score=args.score,
+                            scale=_scale(args.scale), min_sessions=args.min_sessions, context="alliance_ts",
+                            **{**reading, "keep": None if wide else reading["keep"]})
+    if problems or job is None:
+        return _fail(problems)
     check_readable(args.input)
     folder = OutputFolder(args.out, inputs=[args.input])
-    text = tuple(c for c in (args.client, params.get("rater")) if isinstance(c, str))
     with folder:
-        frame, _ = read_table(args.input, format=args.input_format, sep=args.sep, text=text, encoding=args.encoding,
-                              decimal=args.decimal, sheet=parse_value(args.sheet) if args.sheet is not None else None)
+        frame, _, job = load_frame(Path(args.input), job, fmt=guess_format(args.input, args.input_format),
+                                   sheet=parse_value(args.sheet) if args.sheet is not None else None, sep=args.sep,
+                                   encoding=args.encoding, decimal=args.decimal, wide=wide, keep=reading["keep"],
+                                   date_format=date_format)
         res = detect(frame, args.rule, client=args.client, session=args.session, score=args.score,
-                     scale=_scale(args.scale), min_sessions=args.min_sessions, **params)
+                     scale=_scale(args.scale), min_sessions=args.min_sessions,
+                     **{**reading, "keep": list(job.layout.keep) or None}, **params)
         return _draw(args, res, folder, plot, plt)
 
 

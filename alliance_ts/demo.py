@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "episodes.csv": res.episodes,
         "sessions.csv": res.sessions,
         "clients.csv": res.clients,
+        "by_client.csv": res.by_client(),
         "shapes.csv": shapes,
         "input_scores.csv": scores,
         "true_episodes.csv": sim.truth,
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     for fname, frame in tables.items():
         if frame is not None:
             frame.to_csv(out / fname, index=False)
-    written = list(tables)
+    (out / "methods.md").write_text("# Methods\n\n" + res.methods() + "\n", encoding="utf-8")
+    written = [*tables, "methods.md"]
     written += _figures(res, out)
     print(f"Wrote {', '.join(written)} to {out.resolve()}")
     return 0
@@ -185,8 +187,9 @@ def _figures(res: Detection, out: Path) -> list[str]:
     axes[0].figure.savefig(out / "overview.png", dpi=110)
     grid = plot.panel(res, n=6, ncols=3)
     grid[0, 0].figure.savefig(out / "clients.png", dpi=110)
+    plot.average_episode(res).figure.savefig(out / "average_episode.png", dpi=110)
     matplotlib.pyplot.close("all")
-    return ["overview.png", "clients.png"]
+    return ["overview.png", "clients.png", "average_episode.png"]
 
 
 if __name__ == "__main__":  # pragma: no cover

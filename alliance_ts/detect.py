@@ -24,6 +24,10 @@ def detect(
     score: str = "score",
     scale: Any = None,
     min_sessions: int = 3,
+    missing: Any = None,
+    check_codes: bool = True,
+    keep: Any = None,
+    session_every: Any = None,
     engine: str = "auto",
     **params: Any,
 ) -> Detection:
@@ -43,16 +47,42 @@ def detect(
         Column names. Client ids may be numbers or text and are kept exactly
         as given (``"007"`` and ``"7"`` are two clients; ids of different
         types that print the same, ``1`` and ``"1"``, are an input error);
-        session numbers must be whole numbers (ints or integer-valued floats;
-        dates and durations are an input error).
+        session numbers must be whole numbers (ints or integer-valued floats)
+        or dates (see ``session_every``); durations are an input error.
     scale : str or (float, float), optional
         Instrument id (``"wai-sr"``, ``"srs"``, ..., see
         :func:`list_scales`) or a ``(low, high)`` range; scores outside it
-        are an input error. None: no range check.
+        are an input error. None: no range check, and the result records
+        the observed range (``res.info["observed_range"]``). Declaring the
+        scale is recommended: it is the only check that catches every
+        out-of-range value.
     min_sessions : int, default 3
         Clients with fewer observed scores are not analysed (reported with
         ``included=False``). Three is the inclusion rule of the
         meta-analysis of Eubanks et al. (2018).
+    missing : list of numbers, optional
+        Missing-data codes (``[999, -99]``): cells holding one are missed
+        sessions, counted in ``res.info["missing_counts"]``. Codes declared
+        inside an SPSS or Stata file are applied when the file is read.
+    check_codes : bool, default True
+        When neither ``scale`` nor ``missing`` is given, values that look
+        like undeclared missing codes (999, -99, 9 far outside the client's
+        other scores, or the same out-of-pattern value in several clients;
+        exact criterion in :mod:`alliance_ts.codes`) are an input error.
+        False turns the check off.
+    keep : list of str, optional
+        Client-level columns (therapist, site, arm, ...; one value per
+        client, missing cells allowed) to carry into ``res.clients`` and
+        :meth:`Detection.by_client`.
+    session_every : str or pandas.Timedelta, optional
+        For a session column of dates: without it, sessions are numbered
+        1, 2, 3, ... by date order within each client, and no session can
+        be missed (dates say when clients came, not when they were
+        expected). With it (``"7D"`` for weekly sessions), session ``k`` is
+        the one ``k - 1`` steps after the client's first date (rounded to
+        the nearest step), so gaps become missed sessions. The dates are kept
+        in every table (``date``, ``start_date``, ``trough_date``,
+        ``end_date``).
     engine : {"auto", "pandas", "dask"}, default "auto"
         ``"auto"`` labels a Dask DataFrame on its cluster and anything else in
         memory; ``"dask"`` converts a pandas table to Dask first (see
@@ -113,7 +143,8 @@ def detect(
     if engine not in ("auto", "pandas", "dask"):
         problems.append(Problem("parameter 'engine'", f"must be one of 'auto', 'pandas', 'dask'; got {engine!r}"))
     job, found, layout = plan(rule, params, client=client, session=session, score=score, scale=scale,
-                              min_sessions=min_sessions)
+                              min_sessions=min_sessions, missing=missing, check_codes=check_codes, keep=keep,
+                              session_every=session_every)
     problems += found
     if _is_dask(data) or engine == "dask":
         if problems or job is None:

@@ -79,15 +79,17 @@ def _check_part(pdf: pd.DataFrame, job: Job, budget: int, sampling: bool = True)
     """Pass 1 on one partition: problems, analysed scores, their content hashes, and (if small) their scores."""
     pdf = pdf.sort_index(kind="stable")  # examples name the first rows, as in memory
     if len(pdf) == 0:
-        return [], 0, 0, np.zeros(0, dtype=np.uint64), None
+        return [], 0, 0, np.zeros(0, dtype=np.uint64), None, None
     panel, problems = check_chunk(pdf, job)
     if panel is None:
-        return problems, len(pdf), 0, np.zeros(0, dtype=np.uint64), None
+        return problems, len(pdf), 0, np.zeros(0, dtype=np.uint64), None, None
+    scan = panel.stats.get("scan")
     units = analysed_units(panel, job)
     if not sampling:
-        return [], len(pdf), 0, np.zeros(0, dtype=np.uint64), None
+        return [], len(pdf), 0, np.zeros(0, dtype=np.uint64), None, scan
     total = int(panel.n_obs[units].sum())
-    return [], len(pdf), total, content_hashes(panel, units), (panel.subset(units) if total <= budget else None)
+    return ([], len(pdf), total, content_hashes(panel, units), (panel.subset(units) if total <= budget else None),
+            scan)
 
 
 def _sample_part(pdf: pd.DataFrame, job: Job, keep: np.ndarray) -> Panel | None:
@@ -160,7 +162,7 @@ class DaskSource:
         budget = _sample.SAMPLE_SCORES
         sampling = job.rule.needs_sample()
         checked = dask.compute(*[dask.delayed(_check_part)(p, job, budget, sampling) for p in parts])
-        if any(c[0] for c in checked):
+        if any(c[0] for c in checked) or job.code_problems([c[5] for c in checked]):
             return Pass1(self._problems_by_position(job), 0)
         n_rows = sum(c[1] for c in checked)
         if n_rows == 0:
@@ -207,7 +209,8 @@ class DaskSource:
                                      meta=ddf._meta, verify_meta=False)
         parts = renumbered.shuffle(on=job.layout.client, npartitions=self._n_out).to_delayed()
         checked = dask.compute(*[dask.delayed(_check_part)(p, job, 0) for p in parts])
-        return merge_problems([p for part in checked for p in part[0]])
+        found = merge_problems([p for part in checked for p in part[0]])
+        return found or job.code_problems([part[5] for part in checked])
 
 
 def _read_csv(dd: Any, path: str | os.PathLike, sep: str | None, text: tuple[str, ...], encoding: str,

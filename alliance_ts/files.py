@@ -24,6 +24,7 @@ checked before the input is read.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -52,13 +53,15 @@ from .io import (
     sniff_delimiter,
 )
 from .output import OutputFolder
-from .pipeline import ChunkSource, FrameSource, plan, run, whole_clients
+from .pipeline import ChunkSource, FrameSource, Job, _check_keep, merge_info, plan, run, whole_clients
 from .result import PATTERNS, Detection
 from .validation import check_number
 
-__all__ = ["FolderSink", "detect_file", "json_safe"]
+__all__ = ["FolderSink", "detect_file", "json_safe", "load_frame", "user_names"]
 
-TABLES = ("episodes", "sessions", "clients")
+TABLES = ("episodes", "sessions", "clients", "by_client")
+#: Output formats of :func:`detect_file` (see :mod:`alliance_ts.export`).
+OUT_FORMATS = ("csv", "parquet", "sav", "dta", "xlsx")
 
 
 def json_safe(value: Any) -> Any:
@@ -85,6 +88,11 @@ def detect_file(
     score: str = "score",
     scale: Any = None,
     min_sessions: int = 3,
+    missing: Any = None,
+    check_codes: bool = True,
+    keep: Any = None,
+    session_every: Any = None,
+    date_format: str | None = None,
     in_format: str | None = None,
     out_format: str = "csv",
     sheet: str | int | None = None,
@@ -110,19 +118,29 @@ def detect_file(
         Folder for ``episodes.<fmt>``, ``sessions.<fmt>``, ``clients.<fmt>`` and
         ``manifest.json``: created, or replaced as a whole when it holds a
         previous output of alliance-ts (see :mod:`alliance_ts.output`).
-    rule, params, client, session, score, scale, min_sessions
+    rule, params, client, session, score, scale, min_sessions, missing, check_codes, keep, session_every
         As for :func:`alliance_ts.detect`.
+    date_format : str, optional
+        How the session dates of a CSV file are written (``"%d.%m.%Y"``);
+        by default a session column written entirely as ISO dates
+        (``2024-03-01``, with or without a time) is read as dates.
     in_format : str, optional
         Input format (default: from the extension).
-    out_format : {"csv", "parquet"}
+    out_format : {"csv", "parquet", "sav", "dta", "xlsx"}
+        ``sav``/``dta`` write SPSS/Stata files with variable and value labels
+        (:mod:`alliance_ts.export`); ``xlsx`` writes one workbook
+        ``results.xlsx`` with a sheet per table and the manifest. These three
+        hold the tables in memory until the end (also when streaming).
     sheet, sep
         Excel sheet; CSV delimiter (default: detected).
     encoding, decimal : str
         CSV text encoding (default UTF-8) and decimal mark (default ``"."``).
     wide : mapping, optional
         The input is wide: keyword arguments of :func:`alliance_ts.to_long`
-        (e.g. ``{"client": "id"}``); then ``session`` and ``score`` name the
-        produced columns.
+        (e.g. ``{"client": "id", "columns": "wai_1..wai_20"}``); then
+        ``session`` and ``score`` name the produced columns, and every column
+        that is neither the id nor a session column is kept as a client
+        covariate (unless ``keep`` names them).
     stream : bool, default False
         Read a CSV or Parquet file twice in pieces of whole clients (bounded
         memory; see the module docstring).
@@ -148,7 +166,10 @@ def detect_file(
     -------
     dict
         The manifest: input (path, format, SHA-256, rows), rule and every
-        parameter used, library version, counts, output files.
+        parameter used, library version, counts, output files. The folder
+        also holds ``by_client.<fmt>`` (:meth:`Detection.by_client`) and
+        ``methods.md`` (:meth:`Detection.methods`). Output columns carry the
+        input's own names for the client id, session and score columns.
 
     Raises
     ------
@@ -159,20 +180,25 @@ def detect_file(
     raw = os.fspath(path)  # may be a glob or a URL for the Dask engine
     path = Path(path)
     problems: list[Problem] = []
-    if out_format not in ("csv", "parquet"):
-        problems.append(Problem("parameter 'out_format'", f"must be 'csv' or 'parquet', got {out_format!r}"))
+    if out_format not in OUT_FORMATS:
+        problems.append(Problem("parameter 'out_format'", f"must be one of {', '.join(OUT_FORMATS)}; got "
+                                f"{out_format!r}"))
     check_number(problems, "chunk_rows", chunk_rows, low=1, integer=True)
     if stream and wide:
         problems.append(Problem("parameter 'wide'", "streaming reads long files; convert wide files in memory"))
     if dask is not None and (stream or wide):
         problems.append(Problem("parameter 'dask'",
                                 "the Dask engine reads long CSV or Parquet files; drop streaming and wide"))
+    if dask is not None and date_format is not None:
+        problems.append(Problem("parameter 'date_format'", "the Dask engine reads numbered sessions or typed dates "
+                                "(Parquet); convert the dates first"))
     if workers is not None:
         check_number(problems, "workers", workers, low=1, integer=True)
     problems += check_text_options(encoding, decimal, sep)
     id_column = dict(wide).get("client", client) if wide else client
     job, found, _ = plan(rule, dict(params or {}), client=id_column, session=session, score=score, scale=scale,
-                         min_sessions=min_sessions, context="alliance_ts")
+                         min_sessions=min_sessions, missing=missing, check_codes=check_codes,
+                         keep=None if wide else keep, session_every=session_every, context="alliance_ts")
     problems += found
     if problems or job is None:
         raise InvalidInputError(problems, "alliance_ts")
@@ -203,9 +229,12 @@ def detect_file(
                 if fmt == "csv":
                     read_meta.update(sep=sep or sniff_delimiter(path, encoding), encoding=encoding, decimal=decimal)
 
+                id_col = job.layout.client
+
                 def pieces():
-                    return whole_clients(iter_chunks(path, format=fmt, sep=sep, chunk_rows=chunk_rows, text=text,
-                                                     encoding=encoding, decimal=decimal), job.layout.client)
+                    chunks = iter_chunks(path, format=fmt, sep=sep, chunk_rows=chunk_rows, text=text,
+                                         encoding=encoding, decimal=decimal)
+                    return whole_clients((session_dates(c, session, date_format) for c in chunks), id_col)
 
                 try:
                     run(ChunkSource(pieces, progress=bar.update if bar is not None else None), job, sink)
@@ -215,10 +244,8 @@ def detect_file(
             else:
                 bar = _bar(progress, "reading", 3, unit="step")
                 try:
-                    frame, read_meta = read_table(path, format=fmt, sheet=sheet, sep=sep, text=text,
-                                                  encoding=encoding, decimal=decimal)
-                    if wide:
-                        frame = to_long(frame, session_name=session, score_name=score, **dict(wide))
+                    frame, read_meta, job = load_frame(path, job, fmt=fmt, sheet=sheet, sep=sep, encoding=encoding,
+                                                       decimal=decimal, wide=wide, keep=keep, date_format=date_format)
                     _step(bar, "labelling")
                     run(FrameSource(frame), job, sink)
                     del frame
@@ -241,6 +268,12 @@ def detect_file(
                 **({"files": [{"path": str(f), "sha256": file_sha256(f)} for f in files]}
                    if files is not None and files != [path] else {}),
                 "columns": {"client": id_column, "session": session, "score": score},
+                **({"keep": list(job.layout.keep)} if job.layout.keep else {}),
+                **({"missing_codes": {_code(k): n for k, n in sink.info.get("missing_counts", {}).items()}}
+                   if job.layout.missing else {}),
+                **({"observed_range": sink.info.get("observed_range")} if sink.info.get("observed_range") else {}),
+                **({"dates": True, "session_every": sink.info.get("session_every")} if sink.info.get("dates")
+                   else {}),
                 **{k: read_meta[k] for k in ("sep", "encoding", "decimal") if k in read_meta},
                 **({"value_labels": read_meta["value_labels"]} if read_meta.get("value_labels") else {}),
                 **({"missing_ranges": read_meta["missing_ranges"]} if read_meta.get("missing_ranges") else {}),
@@ -250,19 +283,181 @@ def detect_file(
             "params": sink.params,
             "counts": sink.counts,
             "escape_formulas": bool(escape_formulas),
-            "outputs": [f"{name}.{out_format}" for name in TABLES],
+            "outputs": sink.outputs(),
         }
         manifest = json_safe(manifest)
+        sink.finish(manifest)
         folder.commit(manifest)
     return manifest
 
 
+def _code(value: float) -> str:
+    """A missing-data code as the manifest shows it (999, not 999.0)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def load_frame(
+    path: Path,
+    job: Job,
+    *,
+    fmt: str,
+    sheet: Any = None,
+    sep: str | None = None,
+    encoding: str = DEFAULT_ENCODING,
+    decimal: str = ".",
+    wide: Mapping[str, Any] | None = None,
+    keep: Any = None,
+    date_format: str | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any], Job]:
+    """Read a whole file as the long table ``job`` reads: wide sheets converted, session dates parsed.
+
+    For a wide sheet, the job is returned with the kept covariates (every
+    column that is neither the id nor a session column, or ``keep``).
+    """
+    layout = job.layout
+    text = tuple(c for c in (layout.client, layout.group) if c is not None)
+    frame, meta = read_table(path, format=fmt, sheet=sheet, sep=sep, text=text, encoding=encoding, decimal=decimal)
+    if wide:
+        options = dict(wide)
+        frame = to_long(frame, session_name=layout.session, score_name=layout.score_column or "score",
+                        keep=keep, **options)
+        kept = [c for c in frame.columns if c not in (layout.client, layout.session, layout.score_column)]
+        problems: list[Problem] = []
+        names = _check_keep(problems, kept, layout.client, layout.session, layout.score_column)
+        if problems:
+            raise InvalidInputError(
+                [Problem(p.where, p.message + " (--keep chooses the columns of a wide sheet to carry)") for p in
+                 problems], "alliance_ts")
+        job = dataclasses.replace(job, layout=dataclasses.replace(layout, keep=names))
+    return session_dates(frame, layout.session, date_format), meta, job
+
+
+_ISO_DATE = r"^\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*$"
+
+
+def session_dates(frame: pd.DataFrame, session: str, date_format: str | None = None) -> pd.DataFrame:
+    """The table with a text session column of dates read as dates.
+
+    With ``date_format`` (``"%d.%m.%Y"``), the column is parsed with it and
+    a cell that does not match is an input error naming the rows. Without
+    it, a column written entirely as ISO dates (``2024-03-01``, optionally
+    with a time) is read as dates; any other text is left for the
+    validator to report.
+    """
+    if session not in frame.columns or isinstance(frame[session], pd.DataFrame):
+        return frame
+    col = frame[session]
+    if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
+        return frame
+    present = col.notna() & (col.astype(str).str.strip() != "")
+    if date_format is None:
+        if not bool(present.any()) or not bool(col[present].astype(str).str.match(_ISO_DATE).all()):
+            return frame
+        parsed = pd.to_datetime(col.where(present), format="ISO8601", errors="coerce")
+    else:
+        parsed = pd.to_datetime(col.where(present), format=date_format, errors="coerce")
+    bad = present & parsed.isna()
+    if bool(bad.any()):
+        rows = [f"row {i!r} (value {v!r})" for i, v in col[bad].head(5).items()]
+        raise InvalidInputError([Problem(
+            f"column {session!r}",
+            f"{int(bad.sum())} row(s) with a session date not written as {date_format or 'YYYY-MM-DD'}",
+            tuple(rows),
+        )], "alliance_ts")
+    out = frame.copy(deep=False)
+    out[session] = parsed
+    return out
+
+
+def own_labels(info: Mapping[str, Any]) -> dict[str, str]:
+    """Variable labels for the columns :func:`user_names` renames (SPSS, Stata)."""
+    from .export import COLUMN_LABELS
+
+    names = info.get("names") or {}
+    generic = {"client": "client", "score": "score", ("date" if info.get("dates") else "session"): "session"}
+    out = {}
+    for label_of, role in generic.items():
+        own = names.get(role)
+        if own and label_of in COLUMN_LABELS:
+            out[own] = COLUMN_LABELS[label_of]
+    return out
+
+
+def write_result(res: Detection, path: str | os.PathLike, format: str | None = None, *, table: str | None = None,
+                 escape: bool = True) -> list[str]:
+    """Write a result as files (see :meth:`Detection.to_file`); returns the files written."""
+    from .export import EXTENSIONS, FORMATS, write_frame, write_workbook
+
+    target = Path(path)
+    suffix = target.suffix.lower().lstrip(".")
+    fmt = (format or (suffix if suffix in FORMATS else "csv")).lower()
+    problems: list[Problem] = []
+    if fmt not in FORMATS:
+        problems.append(Problem("parameter 'format'", f"must be one of {', '.join(FORMATS)}; got {format!r}"))
+    if table is not None and table not in TABLES:
+        problems.append(Problem("parameter 'table'", f"must be one of {', '.join(TABLES)}; got {table!r}"))
+    if problems:
+        raise InvalidInputError(problems, "Detection.to_file()")
+    tables = {name: user_names(res.by_client() if name == "by_client" else getattr(res, name), res.info)
+              for name in TABLES if table is None or name == table}
+    labels = own_labels(res.info)
+    manifest = json_safe({"alliance_ts": res.version, "rule": res.rule, "params": res.params,
+                          "info": {k: v for k, v in res.info.items() if k != "missing_counts"},
+                          "missing_counts": {str(k): v for k, v in res.info.get("missing_counts", {}).items()}})
+    if table is not None:
+        write_frame(tables[table], target, fmt, escape=escape, labels=labels)
+        return [str(target)]
+    if fmt == "xlsx" and suffix == "xlsx":
+        write_workbook(tables, target, manifest=manifest, escape=escape)
+        return [str(target)]
+    written = []
+    with OutputFolder(target, option="path") as folder:
+        for name, t in tables.items():
+            write_frame(t, folder.path(f"{name}{EXTENSIONS[fmt]}"), fmt, escape=escape, labels=labels)
+            written.append(f"{name}{EXTENSIONS[fmt]}")
+        with open(folder.path("methods.md"), "w", encoding="utf-8") as fh:
+            fh.write("# Methods\n\n" + res.methods() + "\n")
+        written.append("methods.md")
+        folder.commit({**manifest, "outputs": written})
+    return [str(target / name) for name in written]
+
+
+def user_names(table: pd.DataFrame, info: Mapping[str, Any]) -> pd.DataFrame:
+    """``table`` with the generic ``client``/``session``/``score`` columns named as in the input.
+
+    With date sessions, the ``date`` column takes the input's session column
+    name and the numbered ``session`` keeps its name. A name that another
+    column of the table already has is left generic.
+    """
+    names = info.get("names") or {}
+    wanted = {"client": names.get("client"), "score": names.get("score")}
+    if info.get("dates"):
+        wanted["date"] = names.get("session")
+    else:
+        wanted["session"] = names.get("session")
+    rename: dict[str, str] = {}
+    for generic, own in wanted.items():
+        if own and own != generic and generic in table.columns and own not in table.columns \
+                and own not in rename.values():
+            rename[generic] = own
+    return table.rename(columns=rename) if rename else table
+
+
 class FolderSink:
-    """Writes each labelled chunk's tables into an output folder (appending) and counts them."""
+    """Writes each labelled chunk's tables into an output folder and counts them.
+
+    CSV and Parquet tables are appended chunk by chunk (bounded memory);
+    SPSS, Stata and Excel files are written at the end from the held
+    chunks. :meth:`finish` writes those and ``methods.md``.
+    """
 
     def __init__(self, folder: OutputFolder, fmt: str, *, escape: bool = True, group: str | None = None) -> None:
-        self.writers = {name: _Appender(folder.path(f"{name}.{fmt}"), fmt, escape) for name in TABLES}
-        self.group = group
+        self.folder, self.fmt, self.escape, self.group = folder, fmt, escape, group
+        self.appending = fmt in ("csv", "parquet")
+        self.writers = ({name: _Appender(folder.path(f"{name}.{fmt}"), fmt, escape) for name in TABLES}
+                        if self.appending else {})
+        self.held: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+        self.summaries: list[Detection] = []
         self.params: dict[str, Any] = {}
         self.counts: dict[str, Any] = {
             "rows": 0, "clients": 0, "included": 0, "not_included": 0, "episodes": 0,
@@ -270,8 +465,17 @@ class FolderSink:
         }
 
     def add(self, part: Detection) -> None:
-        for name in TABLES:
-            self.writers[name].add(getattr(part, name))
+        tables = {"episodes": part.episodes, "sessions": part.sessions, "clients": part.clients,
+                  "by_client": part.by_client()}
+        for name, table in tables.items():
+            table = user_names(table, part.info)
+            if self.appending:
+                self.writers[name].add(table)
+            else:
+                self.held[name].append(table)
+        # the small tables, for the Methods paragraph
+        self.summaries.append(Detection(part.episodes, part.sessions.iloc[:0], part.clients, part.rule, part.params,
+                                        part.version, part.info))
         self.params = part.params
         for k, v in _counts(part).items():
             if k == "patterns":
@@ -284,9 +488,45 @@ class FolderSink:
             else:
                 self.counts[k] = self.counts.get(k, 0) + v
 
+    @property
+    def info(self) -> dict[str, Any]:
+        """The merged ``Detection.info`` of the chunks."""
+        return merge_info([p.info for p in self.summaries])
+
+    def outputs(self) -> list[str]:
+        """The files written (besides manifest.json)."""
+        tables = ["results.xlsx"] if self.fmt == "xlsx" else [f"{name}.{self.fmt}" for name in TABLES]
+        return [*tables, "methods.md"]
+
+    def summary(self) -> Detection:
+        """Episodes and clients of every chunk (no session rows): enough for :meth:`Detection.methods`."""
+        parts = self.summaries
+        first = parts[0]
+        return Detection(pd.concat([p.episodes for p in parts], ignore_index=True), first.sessions,
+                         pd.concat([p.clients for p in parts], ignore_index=True), first.rule, first.params,
+                         first.version, self.info)
+
     def close(self) -> None:
         for w in self.writers.values():
             w.close()
+
+    def finish(self, manifest: Mapping[str, Any]) -> None:
+        """Write the held tables (SPSS, Stata, Excel) and ``methods.md``."""
+        from .export import write_frame, write_workbook
+
+        if not self.appending:
+            tables = {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+                      for name, parts in self.held.items()}
+            if self.fmt == "xlsx":
+                write_workbook(tables, self.folder.path("results.xlsx"), manifest=manifest, escape=self.escape)
+            else:
+                labels = own_labels(self.info)
+                for name, table in tables.items():
+                    write_frame(table, self.folder.path(f"{name}.{self.fmt}"), self.fmt, escape=self.escape,
+                                labels=labels)
+        if self.summaries:
+            with open(self.folder.path("methods.md"), "w", encoding="utf-8") as fh:
+                fh.write("# Methods\n\n" + self.summary().methods() + "\n")
 
 
 class _Appender:

@@ -119,6 +119,14 @@ class Panel:
         row, and of the observed rows. Empty for score rules.
     observed_rows : ndarray of bool or None
         Which sorted rows are observed sessions (None: all of them).
+    covariates : pandas.DataFrame or None
+        One row per unit: the client-level columns kept (``keep=``).
+    row_date : ndarray of datetime64[ns] or None
+        With date sessions, the date of every sorted row.
+    stats : dict
+        What validation counted for the result's ``info``: ``n_rows``,
+        ``missing_counts``, ``low``/``high`` (observed scores) and ``scan``
+        (:class:`alliance_ts.codes.CodeScan`).
     """
 
     client_ids: pd.Index
@@ -133,6 +141,9 @@ class Panel:
     row_items: dict[str, np.ndarray] = field(default_factory=dict)
     obs_items: dict[str, np.ndarray] = field(default_factory=dict)
     observed_rows: np.ndarray | None = None
+    covariates: pd.DataFrame | None = None
+    row_date: np.ndarray | None = None
+    stats: dict = field(default_factory=dict)
 
     @property
     def n_clients(self) -> int:
@@ -155,6 +166,13 @@ class Panel:
     def all_observed(self) -> bool:
         """True when no row has a missing score."""
         return self.obs_values.size == self.row_score.size
+
+    @cached_property
+    def obs_dates(self) -> np.ndarray | None:
+        """The dates of the observed rows (date sessions only)."""
+        if self.row_date is None:
+            return None
+        return self.row_date if self.all_observed else self.row_date[self.row_observed]
 
     def row_clients(self):
         """Client id of every sorted row (input type kept)."""

@@ -26,6 +26,7 @@ writes an output folder. :func:`run` ties them together.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
+from .codes import CodeScan, check_missing, code_problems, merge
 from .errors import InvalidInputError, Problem, RuleError
 from .panel import Panel
 from .result import Detection, build_detection
@@ -99,6 +101,35 @@ class Job:
         """The input columns read."""
         return self.layout.columns
 
+    def code_problems(self, scans: list[Any]) -> list[Problem]:
+        """Values that look like undeclared missing codes, from the scans of every chunk (see :mod:`.codes`)."""
+        if not self.layout.check_codes:
+            return []
+        found = merge(sc for sc in scans if isinstance(sc, CodeScan))
+        return code_problems(found, self.layout.score_column or "score", cli_hint=self.context == "alliance_ts")
+
+    def info(self, panel: Panel) -> dict[str, Any]:
+        """What one chunk's result records about the input (``Detection.info``; :func:`merge_info` adds chunks)."""
+        st = panel.stats
+        low, high = st.get("low"), st.get("high")
+        n = panel.n_obs
+        has = n > 0
+        first = panel.obs_sessions[panel.obs_offsets[:-1][has]]
+        last = panel.obs_sessions[panel.obs_offsets[1:][has] - 1]
+        every = self.layout.session_every
+        return {
+            "names": {"client": self.layout.client, "session": self.layout.session,
+                      "score": self.layout.score_column},
+            "keep": list(self.layout.keep),
+            "missing": list(self.layout.missing),
+            "missing_counts": dict(st.get("missing_counts", {})),
+            "observed_range": None if low is None else [low, high],
+            "n_rows": int(st.get("n_rows", 0)),
+            "missed_within": int((last - first + 1 - n[has]).sum()),
+            "dates": panel.row_date is not None,
+            "session_every": None if every is None else _duration_text(every),
+        }
+
     def used_params(self, prepared: Rule) -> dict[str, Any]:
         """What ``Detection.params`` reports: the rule's parameters, the scale and min_sessions."""
         score_range, _ = resolve_scale(self.scale)
@@ -107,6 +138,33 @@ class Job:
             "scale": None if score_range is None else score_range.label,
             "min_sessions": int(self.min_sessions),
         }
+
+
+def _duration_text(step: pd.Timedelta) -> str:
+    """``7D`` for seven days, else pandas' ISO text of the duration."""
+    days = step / pd.Timedelta(days=1)
+    return f"{int(days)}D" if float(days).is_integer() else step.isoformat()
+
+
+def merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``info`` of a result made of several chunks: counts added, ranges widened."""
+    if not infos:
+        return {}
+    out = dict(infos[0])
+    counts: dict[float, int] = {}
+    lows, highs = [], []
+    for info in infos:
+        for code, n in info.get("missing_counts", {}).items():
+            counts[code] = counts.get(code, 0) + n
+        if info.get("observed_range") is not None:
+            lows.append(info["observed_range"][0])
+            highs.append(info["observed_range"][1])
+    out["missing_counts"] = counts
+    out["observed_range"] = [min(lows), max(highs)] if lows else None
+    out["n_rows"] = sum(int(i.get("n_rows", 0)) for i in infos)
+    out["missed_within"] = sum(int(i.get("missed_within", 0)) for i in infos)
+    out["dates"] = any(i.get("dates") for i in infos)
+    return out
 
 
 def resolve_rule(rule: Any, params: dict[str, Any]) -> tuple[Rule | None, str, list[Problem]]:
@@ -134,6 +192,10 @@ def plan(
     score: Any,
     scale: Any,
     min_sessions: Any,
+    missing: Any = None,
+    check_codes: Any = True,
+    keep: Any = None,
+    session_every: Any = None,
     context: str = "alliance_ts.detect()",
 ) -> tuple[Job | None, list[Problem], Layout | None]:
     """The job, or every problem with the arguments (nothing is read).
@@ -147,6 +209,11 @@ def plan(
     rule_obj, rule_name, rule_problems = resolve_rule(rule, params)
     problems += rule_problems
     check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
+    codes = check_missing(problems, missing)
+    if not isinstance(check_codes, (bool, np.bool_)):
+        problems.append(Problem("parameter 'check_codes'", f"must be True or False, got {check_codes!r}"))
+    kept = _check_keep(problems, keep, client, session, score)
+    every = _check_every(problems, session_every)
     if rule_obj is not None:
         layout = _layout(rule_obj, client, session, score, scale, problems)
     elif isinstance(rule, (str, type(None))) and not (isinstance(rule, str) and rule in _REGISTRY
@@ -154,9 +221,52 @@ def plan(
         layout = _layout_scores(client, session, score, scale, problems)
     else:
         layout = None
+    if layout is not None:
+        layout = dataclasses.replace(
+            layout, missing=codes, keep=kept, session_every=every,
+            check_codes=bool(check_codes) and layout.score is not None and not layout.ranges and not codes,
+        )
     if rule_obj is None or problems or layout is None:
         return None, problems, layout
     return Job(rule_obj, rule_name, layout, int(min_sessions), scale, context), [], layout
+
+
+#: Columns of the clients and by-client tables a kept covariate may not be named as.
+RESERVED = ("client", "rater", "n_sessions", "included", "reason", "n_ruptures", "n_repaired", "n_unresolved",
+            "pattern", "episode", "start", "trough", "end", "status", "phase", "pre", "trough_score", "post",
+            "depth", "start_date", "trough_date", "end_date")
+
+
+def _check_keep(problems: list[Problem], keep: Any, client: Any, session: Any, score: Any) -> tuple[str, ...]:
+    if keep is None:
+        return ()
+    names = [keep] if isinstance(keep, str) else keep
+    if not isinstance(names, (list, tuple)) or not all(isinstance(k, str) for k in names):
+        problems.append(Problem("parameter 'keep'", f"must be a list of column names, got {keep!r}"))
+        return ()
+    clash = [k for k in names if k in (client, session, score)]
+    if clash:
+        problems.append(Problem("parameter 'keep'", f"{', '.join(map(repr, clash))}: the client, session and score "
+                                "columns are in every result already; keep names other columns"))
+    reserved = [k for k in names if k in RESERVED and k not in clash]
+    if reserved:
+        problems.append(Problem("parameter 'keep'", f"{', '.join(map(repr, reserved))}: the result tables have a "
+                                "column of that name; rename the input column"))
+    return tuple(dict.fromkeys(k for k in names if k not in clash and k not in reserved))
+
+
+def _check_every(problems: list[Problem], every: Any) -> pd.Timedelta | None:
+    if every is None:
+        return None
+    try:
+        step = pd.Timedelta(every)
+    except (TypeError, ValueError):
+        step = None
+    if step is None or step is pd.NaT or step <= pd.Timedelta(0):
+        problems.append(Problem("parameter 'session_every'", f"must be a positive duration such as '7D' or "
+                                f"'14D', got {every!r}"))
+        return None
+    return step
 
 
 def _layout_scores(client: Any, session: Any, score: Any, scale: Any, problems: list[Problem]) -> Layout | None:
@@ -235,7 +345,8 @@ def label_chunk(panel: Panel, prepared: Rule, job: Job) -> Detection:
             )
         results.append(res)
     return build_detection(
-        panel, analysed, job.min_sessions, results, job.rule_name, prepared, job.used_params(prepared), __version__
+        panel, analysed, job.min_sessions, results, job.rule_name, prepared, job.used_params(prepared), __version__,
+        job.info(panel),
     )
 
 
@@ -285,6 +396,9 @@ class FrameSource:
         panel, problems = check_chunk(self.frame, job)
         if panel is None:
             return Pass1(problems, len(self.frame))
+        codes = job.code_problems([panel.stats.get("scan")])
+        if codes:
+            return Pass1(codes, len(self.frame))
         self._panel = panel
         units = analysed_units(panel, job)
         return Pass1([], len(self.frame), panel, choose(panel, units) if job.rule.needs_sample() else units[:0])
@@ -315,6 +429,7 @@ class ChunkSource:
         sampler = Sampler()
         sampling = job.rule.needs_sample()
         n_rows = 0
+        scans: list[Any] = []
         columns = job.columns
         for piece in self.chunks():
             n_rows += len(piece)
@@ -329,6 +444,7 @@ class ChunkSource:
                 continue
             if panel is None:  # pragma: no cover - validate returns problems with None
                 continue
+            scans.append(panel.stats.get("scan"))
             ids = pd.unique(panel.client_ids.to_numpy())
             repeated = [cid for cid in ids.tolist() if cid in seen]
             if repeated and len(again) < 5:
@@ -343,6 +459,7 @@ class ChunkSource:
                 + ", ".join(plain(c) for c in again)
                 + " appear again after other clients (sort the file by client, or do not stream)",
             ))
+        found += job.code_problems(scans) if not found else []
         if found:
             return Pass1(merge_problems(found), n_rows)
         if n_rows == 0:
@@ -435,7 +552,8 @@ def combine(parts: list[Detection], group: str | None = None) -> Detection:
         episodes = episodes.take(np.argsort(np.concatenate(ep_rank), kind="stable")).reset_index(drop=True)
     clients = clients.take(order).reset_index(drop=True)
     first = parts[0]
-    return Detection(episodes, sessions, clients, first.rule, first.params, first.version)
+    return Detection(episodes, sessions, clients, first.rule, first.params, first.version,
+                     merge_info([p.info for p in parts]))
 
 
 def _unit_order(clients: pd.DataFrame, group: str | None) -> np.ndarray:

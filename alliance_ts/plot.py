@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import InvalidInputError, Problem
 from .result import PATTERNS, PHASES, Detection
 
-__all__ = ["COLORS", "overview", "panel", "trajectory"]
+__all__ = ["COLORS", "average_episode", "overview", "panel", "trajectory"]
 
 #: Colours of the statuses and patterns (colour-blind safe, Okabe & Ito 2008).
 COLORS = {
@@ -377,3 +377,127 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
     axes[2].legend(fontsize=8, loc="upper right")
     axes[0].figure.tight_layout()
     return axes
+
+
+def average_episode(
+    result: Detection,
+    before: int = 3,
+    after: int = 3,
+    by: str | None = "status",
+    ax: Any = None,
+    ci: float | None = 0.95,
+) -> Any:
+    """The mean score in the sessions around episode starts, with a confidence band.
+
+    The picture of the average episode (suddengains' ``plot_sg()``): for
+    each group of episodes, the mean of the observed scores at each session
+    offset from the episode's ``start`` (the data of
+    :func:`alliance_ts.tables.around`).
+
+    Parameters
+    ----------
+    result : Detection
+        A result of a rule that reads scores (not ``psq``) with at least one
+        episode.
+    before, after : int, default 3
+        Sessions shown before and after the start (whole numbers >= 0).
+    by : {"status", "phase", None}, default "status"
+        One line per status (repaired, unresolved), per onset phase, or one
+        line for all episodes (None).
+    ax : matplotlib Axes, optional
+        Draw here (default: a new figure).
+    ci : float or None, default 0.95
+        Level of the confidence band of each mean, ``mean +/- t * SD /
+        sqrt(n)`` with Student's t quantile ``(1 + ci) / 2`` on ``n - 1``
+        degrees of freedom, ``n`` the observed scores at that offset (no
+        band where ``n < 2``). None: no band.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Offset (sessions from the start; 0, the start, is marked by a dashed
+        vertical line) on x, the mean score on y: one line with markers per
+        group, in the colour of its status (:data:`COLORS`), labelled with
+        its number of episodes. Means use the scores observed at each
+        offset: a missed session, or one outside the client's course, leaves
+        that episode out of the mean at that offset.
+
+    Raises
+    ------
+    InvalidInputError
+        If the result has no episodes, its rule reads no scores (``psq``),
+        no score is observed around any start, or a parameter is invalid.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import alliance_ts as at
+    >>> res = at.detect(at.simulate(100, rng=1).scores, scale="wai-sr")
+    >>> ax = at.plot.average_episode(res)
+    >>> ax.get_title()
+    'Scores around episode starts (recommended)'
+    """
+    from .tables import around
+    from .validation import check_number
+
+    where = "alliance_ts.plot.average_episode()"
+    plt = _pyplot()
+    _check_result(result, where)
+    problems: list[Problem] = []
+    if by not in ("status", "phase", None):
+        problems.append(Problem("parameter 'by'", f"must be 'status', 'phase' or None; got {by!r}"))
+    if ci is not None:
+        check_number(problems, "ci", ci, low=0, high=1, low_open=True, high_open=True, allow_none=True)
+    if problems:
+        raise InvalidInputError(problems, where)
+    if _reads(result) != "scores":
+        raise InvalidInputError([Problem("parameter 'result'", f"rule {result.rule!r} reads questionnaire answers, "
+                                         "not scores: there is no score to average")], where)
+    if result.episodes.empty:
+        raise InvalidInputError([Problem("parameter 'result'", f"the result has no episodes (rule {result.rule!r}, "
+                                         f"{len(result.clients)} clients): nothing to average")], where)
+    table = around(result, before=before, after=after)
+    if not table["observed"].any():
+        raise InvalidInputError([Problem("parameter 'result'", "no score is observed in the sessions around any "
+                                         "episode's start")], where)
+    from matplotlib.ticker import MaxNLocator
+    from scipy import stats
+
+    own_figure = ax is None
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    offsets = np.arange(-int(before), int(after) + 1)
+    if by is None:
+        groups = [("all", np.ones(len(table), dtype=bool), COLORS["score"])]
+    else:
+        colours = COLORS if by == "status" else {"early": "#009E73", "middle": "#E69F00", "late": "#56B4E9"}
+        values = table[by].astype(str).to_numpy()
+        names = ("repaired", "unresolved") if by == "status" else PHASES
+        groups = [(name, values == name, colours[name]) for name in names if (values == name).any()]
+    for name, mask, colour in groups:
+        scores = table.loc[mask, ["offset", "score"]].groupby("offset")["score"]
+        mean = scores.mean().reindex(offsets).to_numpy(dtype=float)
+        n = scores.count().reindex(offsets, fill_value=0).to_numpy()
+        n_episodes = int(mask.sum()) // offsets.size
+        ax.plot(offsets, mean, marker="o", ms=4, lw=1.5, color=colour,
+                label=f"{name} ({n_episodes} episode{'s' if n_episodes != 1 else ''})")
+        if ci is not None:
+            sd = scores.std(ddof=1).reindex(offsets).to_numpy(dtype=float)
+            ok = n >= 2
+            half = np.full(offsets.size, np.nan)
+            half[ok] = stats.t.ppf((1.0 + ci) / 2.0, n[ok] - 1) * sd[ok] / np.sqrt(n[ok])
+            if np.isfinite(half).any():
+                ax.fill_between(offsets, mean - half, mean + half, color=colour, alpha=0.2, lw=0)
+    ax.axvline(0, color="#999999", ls="--", lw=1, zorder=0)
+    ax.set_xlim(offsets[0] - 0.3, offsets[-1] + 0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("sessions from the episode's start (0 = start)")
+    scale = result.params.get("scale")
+    ax.set_ylabel("mean score" if not scale else f"mean score ({scale})")
+    ax.set_title(f"Scores around episode starts ({result.rule})", fontsize=10)
+    ax.legend(fontsize=8, loc="best", framealpha=0.8,
+              title=None if ci is None else f"mean, {ci:.0%} CI", title_fontsize=8)
+    if own_figure:
+        ax.figure.tight_layout()  # nothing clipped when the figure is saved as it is
+    return ax

@@ -79,6 +79,17 @@ class Detection:
         in, plus ``scale`` and ``min_sessions``.
     version : str
         The alliance_ts version that produced the result.
+    info : dict
+        What the input held and how it was read, for the Methods paragraph
+        and the writers: ``names`` (the user's ``client``, ``session`` and
+        ``score`` column names), ``keep`` (the client covariates carried into
+        ``clients``), ``missing`` (declared missing codes) and
+        ``missing_counts`` (``{code: cells}`` recoded as missed sessions),
+        ``observed_range`` (lowest and highest observed score, or None),
+        ``n_rows`` (input rows), ``missed_within`` (missed sessions between
+        each client's first and last observed session, summed), ``dates``
+        (True when sessions were dates)
+        and ``session_every`` (the date step that numbers them, or None).
     """
 
     episodes: pd.DataFrame
@@ -87,6 +98,7 @@ class Detection:
     rule: str
     params: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A short plain-text report (the numbers a Methods section needs)."""
@@ -147,6 +159,69 @@ class Detection:
         return Detection(pick(self.episodes), pick(self.sessions), pick(self.clients), self.rule,
                          {**self.params, "rater_selected": rater}, self.version)
 
+    def by_client(self, which: str = "first") -> pd.DataFrame:
+        """One row per client: the analysis table to merge with outcomes.
+
+        See :func:`alliance_ts.tables.by_client`.
+        """
+        from .tables import by_client
+
+        return by_client(self, which)
+
+    def around(self, before: int = 3, after: int = 3) -> pd.DataFrame:
+        """Scores in the sessions around each episode's start, aligned at 0.
+
+        See :func:`alliance_ts.tables.around`.
+        """
+        from .tables import around
+
+        return around(self, before=before, after=after)
+
+    def methods(self) -> str:
+        """A paragraph for a Methods section (see :func:`alliance_ts.methods.methods_text`)."""
+        from .methods import methods_text
+
+        return methods_text(self)
+
+    def to_file(self, path: Any, format: str | None = None, *, table: str | None = None,
+                escape_formulas: bool = True) -> list[str]:
+        """Write the result where researchers open it: CSV, Parquet, SPSS, Stata or Excel.
+
+        Parameters
+        ----------
+        path : path
+            A workbook (``results.xlsx``): one sheet per table (episodes,
+            sessions, clients, by_client) and a manifest sheet (rule,
+            parameters, version). With ``table``: that one file. Otherwise a
+            folder, written whole or not at all like the command line's
+            ``--out``: ``episodes``, ``sessions``, ``clients`` and
+            ``by_client`` files, ``methods.md`` and ``manifest.json``.
+        format : {"csv", "parquet", "sav", "dta", "xlsx"}, optional
+            Default: from the extension of ``path``, else CSV. SPSS and
+            Stata files carry variable labels and value labels for
+            ``label``, ``status``, ``pattern`` and ``phase``
+            (:mod:`alliance_ts.export`).
+        table : {"episodes", "sessions", "clients", "by_client"}, optional
+            Write only this table, to ``path``.
+        escape_formulas : bool, default True
+            Neutralise text cells that a spreadsheet would run as formulas
+            (CSV and Excel).
+
+        Returns
+        -------
+        list of str
+            The files written.
+
+        Notes
+        -----
+        Files use the input's own names for the client id, session and score
+        columns (``res.info["names"]``); with date sessions the date column
+        takes the session column's name.
+        """
+        from .files import write_result
+
+        return write_result(self, path, format, table=table, escape=escape_formulas)
+
     def __repr__(self) -> str:
         return (
             f"<Detection rule={self.rule!r}: {len(self.clients)} clients, "
@@ -186,6 +261,7 @@ def build_detection(
     rule: Rule,
     params: dict[str, Any],
     version: str,
+    info: dict[str, Any] | None = None,
 ) -> Detection:
     """Assemble the public tables from the rule's block results (every rule, every path)."""
     n_clients = panel.n_clients
@@ -238,7 +314,10 @@ def build_detection(
     episodes, ep_number = _episodes_table(panel, ep, rule_name, rule)
     sessions = _sessions_table(panel, ep, ep_number, obs_extra, rule)
     clients = _clients_table(panel, included, reason, ep, client_extra, rule)
-    return Detection(episodes, sessions, clients, rule_name, params, version)
+    if panel.covariates is not None:
+        for col in panel.covariates.columns:
+            clients[col] = panel.covariates[col].array
+    return Detection(episodes, sessions, clients, rule_name, params, version, dict(info or {}))
 
 
 def _ids(panel: Panel, codes: np.ndarray, reads: Any) -> dict[str, Any]:
@@ -293,6 +372,12 @@ def _episodes_table(panel: Panel, ep: dict[str, np.ndarray], rule_name: str, rul
         "trough_score": trough_score,
         "phase": _categorical(phase_code.astype(np.int8), list(PHASES)),
     }
+    dates = panel.obs_dates
+    if dates is not None:
+        data["start_date"] = dates[base + ep["start"]]
+        data["trough_date"] = dates[base + ep["trough"]]
+        end_date = dates[base + np.maximum(ep["end"], 0)] if code.size else dates[:0]
+        data["end_date"] = np.where(repaired, end_date, np.datetime64("NaT"))
     for name, dtype in rule.episode_columns.items():
         data[name] = _extra_column(ep[name], dtype)
     return pd.DataFrame(data, copy=False), number
@@ -330,6 +415,7 @@ def _sessions_table(panel, ep, ep_number, obs_extra, rule):
         "client": panel.row_clients(),
         **({reads.group_name: panel.group_ids.take(panel.row_client)} if panel.group_ids is not None else {}),
         "session": panel.row_session,
+        **({"date": panel.row_date} if panel.row_date is not None else {}),
         "score": panel.row_score,
         "label": _categorical(label, list(LABELS)),
         "episode": pd.arrays.IntegerArray(episode, episode == 0),

@@ -23,6 +23,7 @@ parameter values used by the rules, the simulator and the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -148,6 +149,16 @@ class Layout:
         value is present.
     unit : str
         What an observed row is called in messages (``"observed scores"``).
+    missing : tuple of float
+        Declared missing-data codes: values equal to one are missed sessions.
+    check_codes : bool
+        Look for values that look like undeclared missing codes
+        (:mod:`alliance_ts.codes`); set when no range and no codes are declared.
+    keep : tuple of str
+        Client-level columns (one value per client) carried into the results.
+    session_every : pandas.Timedelta or None
+        With date sessions: the step that numbers them (gaps become missed
+        sessions); None numbers them by date order.
     """
 
     client: str
@@ -161,13 +172,23 @@ class Layout:
     unit: str = "observed scores"
     value_word: str = "score"
     hints: tuple[str, ...] = field(default=())
+    missing: tuple[float, ...] = ()
+    check_codes: bool = False
+    keep: tuple[str, ...] = ()
+    session_every: Any = None
 
     @property
     def columns(self) -> list[str]:
         """Every input column read, in order, without repeats."""
         cols = [self.client, *([self.group] if self.group is not None else []), self.session]
         cols += [c for _, c in self.values]
+        cols += list(self.keep)
         return list(dict.fromkeys(cols))
+
+    @property
+    def score_column(self) -> str | None:
+        """The input column of the session score (None when the rule derives it)."""
+        return dict(self.values).get(self.score) if self.score is not None else None
 
 
 def score_layout(client: str, session: str, score: str, scale: Any = None) -> tuple[Layout, list[Problem]]:
@@ -228,16 +249,23 @@ def validate(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None, list[Pr
 
     # --- session numbers --------------------------------------------------
     sess_col = frame[layout.session]
-    sess_float, sess_ok, sessions_valid = _session_problems(problems, sess_col, layout.session, index, client_col)
+    row_date = None
+    if _special_kind(sess_col) == "dates (datetime values)":
+        sess_float, sess_ok, sessions_valid, row_date = _date_sessions(
+            problems, sess_col, layout, index, client_col, client_ids.codes)
+    else:
+        sess_float, sess_ok, sessions_valid = _session_problems(problems, sess_col, layout.session, index, client_col)
 
     # --- values -------------------------------------------------------------
     value_arrays: dict[str, np.ndarray] = {}
     ranges = dict(layout.ranges)
+    missing_counts: dict[float, int] = {c: 0 for c in layout.missing}
     for name, col in layout.values:
         if name in value_arrays:
             continue
         value_arrays[name] = _value_problems(
-            problems, frame[col], col, ranges.get(name), index, client_col, sess_col, layout.value_word
+            problems, frame[col], col, ranges.get(name), index, client_col, sess_col, layout.value_word,
+            layout.missing, missing_counts,
         )
 
     ids_ok = not (client_null.any() or group_null.any())
@@ -267,11 +295,76 @@ def validate(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None, list[Pr
         dup_sorted[:-1] |= dup_next
         dup_rows = dup_sorted if order is None else _unsort(dup_sorted, order)
         problems.append(_duplicate_problem(dup_rows, index, client_col, sess_col, group_col, layout))
+    covariates = _covariates(problems, frame, layout, codes_s, order, len(unit_clients), unit_clients)
     if problems:
         return None, problems
 
     values_s = {k: (v.copy() if order is None else v[order]) for k, v in value_arrays.items()}
-    return _build_panel(layout, values_s, codes_s, sess_s, unit_clients, unit_groups, client_col, order), []
+    panel = _build_panel(layout, values_s, codes_s, sess_s, unit_clients, unit_groups, client_col, order)
+    date_s = None if row_date is None else (row_date if order is None else row_date[order])
+    stats: dict[str, Any] = {"n_rows": len(frame), "missing_counts": missing_counts}
+    if layout.score is not None and panel.obs_values.size:
+        stats["low"], stats["high"] = float(panel.obs_values.min()), float(panel.obs_values.max())
+    if layout.check_codes:
+        stats["scan"] = _scan(panel, order, index, client_col, sess_col, frame[layout.score_column or layout.session])
+    return dataclasses.replace(panel, covariates=covariates, row_date=date_s, stats=stats), []
+
+
+def _scan(panel: Panel, order, index, client_col, sess_col, value_col):
+    """The missing-code statistics of a panel's observed scores (see :mod:`alliance_ts.codes`)."""
+    from .codes import scan
+
+    sorted_rows = np.flatnonzero(panel.row_observed) if not panel.all_observed else None
+    obs_rows = np.arange(panel.obs_values.size) if sorted_rows is None else sorted_rows
+    position = obs_rows if order is None else order[obs_rows]
+    obs_codes = np.repeat(np.arange(panel.n_clients), panel.n_obs)
+
+    def example(i: int) -> str:
+        r = int(position[i])
+        label = index[r]
+        label = label.item() if isinstance(label, np.generic) else label
+        return (f"row {label!r} (client {plain(client_col.iloc[r])}, session {plain(sess_col.iloc[r])}, "
+                f"value {plain(value_col.iloc[r])})")
+
+    return scan(panel.obs_values, obs_codes, example, position)
+
+
+def _covariates(problems, frame, layout: Layout, codes_s, order, n_units, unit_clients) -> pd.DataFrame | None:
+    """One row per unit with the value of each kept column (constant within client), or None."""
+    if not layout.keep:
+        return None
+    out = {}
+    starts = np.searchsorted(codes_s, np.arange(n_units))
+    for col in layout.keep:
+        series = frame[col]
+        values = series.to_numpy() if order is None else series.to_numpy()[order]
+        codes, uniques = pd.factorize(pd.Series(values, dtype=series.dtype), use_na_sentinel=True)
+        present = codes >= 0
+        big = np.where(present, codes, -1)
+        small = np.where(present, codes, np.iinfo(np.int64).max)
+        hi = np.maximum.reduceat(big, starts) if codes.size else big
+        lo = np.minimum.reduceat(small, starts) if codes.size else small
+        varies = (hi >= 0) & (lo != hi)
+        if varies.any():
+            shown = []
+            for u in np.flatnonzero(varies)[:MAX_EXAMPLES]:
+                stop = starts[u + 1] if u + 1 < n_units else codes.size
+                vals = [plain(v) for v in pd.unique(pd.Series(values[starts[u]:stop]).dropna())[:3]]
+                shown.append(f"client {plain(unit_clients[u])}: {', '.join(vals)}")
+            problems.append(Problem(
+                f"column {col!r}",
+                f"holds more than one value within {int(varies.sum())} client(s), so it cannot be kept as a client "
+                f"covariate (a column to keep must hold one value per client; missing cells are fine)",
+                tuple(shown),
+            ))
+            continue
+        first = np.where(hi >= 0, hi, -1)  # the code of the client's one value; -1: all missing
+        if len(uniques) == 0:
+            out[col] = series.iloc[:0].reindex(range(n_units)).reset_index(drop=True)
+            continue
+        taken = pd.Series(uniques.take(np.maximum(first, 0)))
+        out[col] = taken if bool((first >= 0).all()) else taken.where(pd.Series(first >= 0))
+    return pd.DataFrame(out)
 
 
 def _build_panel(layout, values_s, codes_s, sess_s, unit_clients, unit_groups, client_col, order) -> Panel:
@@ -526,7 +619,52 @@ def _session_problems(problems, sess_col, name, index, client_col):
     return sess_float, ok, not (bad_value.any() or missing.any() or non_int.any())
 
 
-def _value_problems(problems, col, name, score_range, index, client_col, sess_col, word) -> np.ndarray:
+def _date_sessions(problems, sess_col, layout: Layout, index, client_col, client_codes):
+    """Session numbers from session dates: by date order within each client, or by ``session_every`` steps.
+
+    Returns the float session numbers, the mask of usable rows, whether all
+    are valid, and the dates (datetime64[ns], input order).
+    """
+    n = len(sess_col)
+    where = f"column {layout.session!r}"
+    try:
+        dates = pd.to_datetime(sess_col)
+        if getattr(dates.dt, "tz", None) is not None:
+            dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+        date_values = dates.to_numpy(dtype="datetime64[ns]")
+    except (TypeError, ValueError, OverflowError) as err:
+        problems.append(Problem(where, f"holds dates that cannot be read as one date type ({err})"))
+        return np.full(n, np.nan), np.zeros(n, dtype=bool), False, None
+    missing = np.isnat(date_values)
+    if missing.any():
+        problems.append(_problem_rows(where, "with a missing session date", missing, index, client_col, None, None))
+    usable = ~missing & (client_codes >= 0)
+    numbers = np.full(n, np.nan)
+    if usable.any():
+        rows = np.flatnonzero(usable)
+        ns = date_values[rows].astype(np.int64)
+        codes = client_codes[rows]
+        order = np.lexsort((ns, codes))
+        c_s, d_s = codes[order], ns[order]
+        new_client = np.r_[True, c_s[1:] != c_s[:-1]]
+        if layout.session_every is None:
+            # dense rank of the date within the client (the same date twice: a duplicate session)
+            step = np.r_[1, ((d_s[1:] != d_s[:-1]) | new_client[1:]).astype(np.int64)]
+            run = np.cumsum(step)
+            first_run = np.maximum.accumulate(np.where(new_client, run, 0))
+            num = (run - first_run + 1).astype(float)
+        else:
+            every = int(pd.Timedelta(layout.session_every).value)
+            first_date = np.maximum.accumulate(np.where(new_client, np.arange(d_s.size), 0))
+            num = np.floor((d_s - d_s[first_date]) / every + 0.5) + 1
+        sorted_numbers = np.empty(rows.size)
+        sorted_numbers[order] = num
+        numbers[rows] = sorted_numbers
+    return numbers, usable, not missing.any(), date_values
+
+
+def _value_problems(problems, col, name, score_range, index, client_col, sess_col, word, missing=(),
+                    missing_counts=None) -> np.ndarray:
     """Float values of a value column (NaN when missing), appending its problems."""
     where = f"column {name!r}"
     kind = _special_kind(col)
@@ -534,6 +672,13 @@ def _value_problems(problems, col, name, score_range, index, client_col, sess_co
         problems.append(Problem(where, f"holds {kind}, not {word}s"))
         return np.full(len(col), np.nan)
     values, bad = _numeric(col)
+    if missing:
+        from .codes import recode
+
+        values, counts = recode(values, missing)
+        if missing_counts is not None:
+            for code, n in counts.items():
+                missing_counts[code] = missing_counts.get(code, 0) + n
     if bad.any():
         hint = _decimal_hint(col, bad)
         problems.append(_problem_rows(where, f"with a non-numeric {word}{hint}", bad, index, client_col, sess_col, col))

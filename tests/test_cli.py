@@ -51,13 +51,14 @@ def test_detect_writes_the_tables_and_a_manifest(tmp_path, trial, trial_csv):
     rc, out, err = run("detect", trial_csv, "--out", "labels", *COLS, cwd=tmp_path)
     assert (rc, err) == (0, "")
     direct = at.detect(trial, client="pid", session="week", score="wai", scale="wai-sr")
+    own = {"client": "pid", "session": "week", "score": "wai"}  # the files speak the input's names
     for name in ("episodes", "sessions", "clients"):
         got = pd.read_csv(tmp_path / "labels" / f"{name}.csv")
         want = getattr(direct, name)
-        assert got.columns.tolist() == want.columns.tolist()
+        assert got.columns.tolist() == [own.get(c, c) for c in want.columns]
         assert len(got) == len(want)
     got = pd.read_csv(tmp_path / "labels" / "episodes.csv")
-    assert got["client"].tolist() == direct.episodes["client"].tolist()
+    assert got["pid"].tolist() == direct.episodes["client"].tolist()
     assert got["start"].tolist() == direct.episodes["start"].tolist()
     assert got["status"].tolist() == direct.episodes["status"].tolist()
 
@@ -75,7 +76,10 @@ def test_detect_writes_the_tables_and_a_manifest(tmp_path, trial, trial_csv):
     # the summary line a data manager reads
     assert out.startswith(f"recommended: 150 clients (150 analysed), {len(direct.episodes)} episodes")
     assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
-        "clients.csv", "episodes.csv", "manifest.json", "sessions.csv"]
+        "by_client.csv", "clients.csv", "episodes.csv", "manifest.json", "methods.md", "sessions.csv"]
+    by_client = pd.read_csv(tmp_path / "labels" / "by_client.csv")
+    assert by_client["pid"].tolist() == direct.clients["client"].tolist()
+    assert "Clients with fewer than 3 observed scores were not analysed" in (tmp_path / "labels" / "methods.md").read_text()
 
 
 def test_rule_parameters_and_parquet_output(tmp_path, trial, trial_csv):
@@ -84,7 +88,7 @@ def test_rule_parameters_and_parquet_output(tmp_path, trial, trial_csv):
     assert (rc, out, err) == (0, "", "")
     direct = at.detect(trial, "gumz2012", client="pid", session="week", score="wai", scale="wai-sr", k=1.5)
     got = pd.read_parquet(tmp_path / "pq" / "episodes.parquet")
-    pd.testing.assert_frame_equal(got, direct.episodes, check_dtype=False)
+    pd.testing.assert_frame_equal(got, direct.episodes.rename(columns={"client": "pid"}), check_dtype=False)
     assert json.loads((tmp_path / "pq" / "manifest.json").read_text())["params"]["k"] == 1.5
 
 
@@ -103,9 +107,9 @@ def test_streaming_and_dask_give_the_in_memory_result(tmp_path, trial):
         rc, _, err = run("detect", "trial.parquet", "--out", name, *COLS, "--quiet", "--format", "parquet", *extra,
                          cwd=tmp_path)
         assert (rc, err) == (0, ""), name
-    for table in ("episodes", "sessions", "clients"):
+    for table in ("episodes", "sessions", "clients", "by_client"):
         want = pd.read_parquet(tmp_path / "mem" / f"{table}.parquet")
-        assert str(want["client"].dtype) == "Int64"
+        assert str(want["pid"].dtype) == "Int64"
         for name in ("stream", "dask"):
             got = pd.read_parquet(tmp_path / name / f"{table}.parquet")
             pd.testing.assert_frame_equal(got, want, check_exact=True, obj=f"{name} {table}")

@@ -24,8 +24,10 @@ def trial():
 
 
 def labels(out, fmt):
+    """The three tables written, with the input's own column names (pid, week, wai) made generic again."""
     read = pd.read_csv if fmt == "csv" else pd.read_parquet
-    return {name: read(out / f"{name}.{fmt}") for name in ("episodes", "sessions", "clients")}
+    generic = {"pid": "client", "week": "session", "wai": "score"}
+    return {name: read(out / f"{name}.{fmt}").rename(columns=generic) for name in ("episodes", "sessions", "clients")}
 
 
 def same_tables(a, b):

@@ -37,11 +37,15 @@ def test_to_long_explicit_sessions_and_errors():
     long = at.to_long(wide, client="id", columns=["pre", "mid", "post"], sessions=[1, 5, 9])
     assert long["session"].tolist() == [1, 5, 9]
     with pytest.raises(InvalidInputError, match=r"3 column name\(s\) carry no session number"):
+        at.to_long(wide, client="id", columns=["pre", "mid", "post"])
+    with pytest.raises(InvalidInputError, match="no column name ends in a session number"):
         at.to_long(wide, client="id")
     with pytest.raises(InvalidInputError, match="client id column not found"):
         at.to_long(wide, client="client", columns=["pre"], sessions=[1])
     wide2 = pd.DataFrame({"id": [1], "a1": [3.0], "b1": [4.0]})
     with pytest.raises(InvalidInputError, match="same session number"):
+        at.to_long(wide2, client="id", columns=["a1", "b1"])
+    with pytest.raises(InvalidInputError, match=r"several prefixes \('a', 'b'\)"):
         at.to_long(wide2, client="id")
     wide3 = pd.DataFrame({"id": [1], "s1": ["x"], "s2": [4.0]})
     with pytest.raises(InvalidInputError, match=r"1 non-numeric cell\(s\); e.g. 'x'"):

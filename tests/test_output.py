@@ -77,12 +77,13 @@ def test_outputs_get_the_umask_permissions_and_replace_a_previous_set(tmp_path, 
     assert (rc, err) == (0, "")
     assert stat.S_IMODE((tmp_path / "o").stat().st_mode) == 0o750
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "o").iterdir()}
-    assert modes == {"episodes.csv": 0o640, "sessions.csv": 0o640, "clients.csv": 0o640, "manifest.json": 0o640}
+    assert modes == {"episodes.csv": 0o640, "sessions.csv": 0o640, "clients.csv": 0o640, "by_client.csv": 0o640,
+                     "methods.md": 0o640, "manifest.json": 0o640}
     # a second run replaces the set as a whole (a parquet set replaces a csv one: no stale files)
     rc, _, err = run("detect", small_csv, "--out", "o", "--quiet", "--format", "parquet", cwd=tmp_path)
     assert (rc, err) == (0, "")
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
-        "clients.parquet", "episodes.parquet", "manifest.json", "sessions.parquet"]
+        "by_client.parquet", "clients.parquet", "episodes.parquet", "manifest.json", "methods.md", "sessions.parquet"]
     assert leftovers(tmp_path) == []
 
 

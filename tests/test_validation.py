@@ -187,11 +187,9 @@ def test_column_names_and_rules_that_are_not_names():
 
 
 @pytest.mark.parametrize("sessions, kind", [
-    (pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15"] * 2), "dates (datetime values)"),
     (pd.to_timedelta([0, 7, 14] * 2, unit="D"), "durations (timedelta values)"),
-    (pd.Series([pd.Timestamp("2024-01-01")] * 6, dtype=object), "dates (datetime values)"),
 ])
-def test_dates_and_durations_as_sessions_are_errors(sessions, kind):
+def test_durations_as_sessions_are_errors(sessions, kind):
     df = _frame().assign(session=list(sessions) if isinstance(sessions, pd.Series) else sessions)
     _, probs = problems_of(lambda: at.detect(df))
     assert probs == [f"column 'session': holds {kind}, not session numbers; number each client's sessions "

@@ -107,6 +107,9 @@ def resolve_rule(rule: Any, params: Mapping[str, Any] | None = None) -> Rule:
 
 
 def _run(df: pd.DataFrame, rule: Rule, **kw) -> Any:
+    # generated scores are scores, never missing-data codes (a value such as 9
+    # far from a client's others is the point of several properties)
+    kw.setdefault("check_codes", False)
     return detect(df, rule=rule, **kw)
 
 

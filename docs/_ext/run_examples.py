@@ -1,13 +1,16 @@
-"""Sphinx extension: execute every ```python block of every Markdown page.
+"""Sphinx extension: execute every ```python block of every Markdown page, and show what it prints.
 
 The blocks of one page run in order in one namespace (a page is a script),
 in a temporary working directory, when the page is read. An example that
 raises fails the build with the page and block number, so the documentation
-cannot show code that does not run.
+cannot show code that does not run. What a block prints is inserted after it
+as an output block, so the page shows what the reader will see.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import sys
@@ -19,36 +22,47 @@ from sphinx.errors import ExtensionError
 BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 
 
-def run_page(docname: str, text: str) -> int:
-    """Run the page's python blocks; return how many ran."""
-    blocks = BLOCK.findall(text)
+def run_page(docname: str, text: str) -> tuple[int, str]:
+    """Run the page's python blocks; return how many ran and the page with their printed output."""
+    blocks = list(BLOCK.finditer(text))
     if not blocks:
-        return 0
+        return 0, text
     # a real module, so that classes defined in examples (dataclasses) can find it
     module = types.ModuleType(f"docs_{docname.replace('/', '_')}")
     sys.modules[module.__name__] = module
     namespace = module.__dict__
     here = os.getcwd()
+    pieces, done = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         try:
-            for number, code in enumerate(blocks, start=1):
+            for number, match in enumerate(blocks, start=1):
+                printed = io.StringIO()
                 try:
-                    exec(compile(code, f"{docname}.md, example {number}", "exec", dont_inherit=True), namespace)
+                    with contextlib.redirect_stdout(printed):
+                        exec(compile(match.group(1), f"{docname}.md, example {number}", "exec", dont_inherit=True),
+                             namespace)
                 except Exception as err:
                     raise ExtensionError(f"{docname}.md, example {number} failed: {type(err).__name__}: {err}") from err
+                pieces.append(text[done:match.end()])
+                done = match.end()
+                out = printed.getvalue().rstrip()
+                if out:
+                    fence = "````" if "```" in out else "```"
+                    pieces.append(f"\n\n{fence}text\n{out}\n{fence}\n")
         finally:
             os.chdir(here)
             sys.modules.pop(module.__name__, None)
             import matplotlib.pyplot as plt
 
             plt.close("all")
-    return len(blocks)
+    pieces.append(text[done:])
+    return len(blocks), "".join(pieces)
 
 
 def _source_read(app, docname, source):
     if app.env.doc2path(docname).suffix == ".md":
-        run_page(docname, source[0])
+        source[0] = run_page(docname, source[0])[1]
 
 
 def setup(app):
