@@ -96,7 +96,10 @@ def _post(result: Detection, ep: pd.DataFrame, keys: list[str]) -> np.ndarray:
     s = result.sessions
     # the end of a repaired episode is the session labelled "repair" (an observed score): a
     # filter of the large sessions table by its category, then a join of episode-sized tables
-    repair = s.loc[s["label"].to_numpy() == "repair", [*keys, "episode", "score"]]
+    label = s["label"]
+    is_repair = (label.cat.codes.to_numpy() == list(label.cat.categories).index("repair")
+                 if isinstance(label.dtype, pd.CategoricalDtype) else (label == "repair").to_numpy())
+    repair = s.loc[is_repair, [*keys, "episode", "score"]]
     repair = repair.astype({"episode": "Int64"})
     found = ep[[*keys, "episode"]].merge(repair, on=[*keys, "episode"], how="left", sort=False)
     return found["score"].to_numpy(dtype=float)
