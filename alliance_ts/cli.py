@@ -206,13 +206,13 @@ def _input_options(p: argparse.ArgumentParser) -> None:
                         "(default: no range check; recommended)")
     p.add_argument("--min-sessions", type=int, default=3,
                    help="fewest observed scores to analyse a client (default: 3)")
-    p.add_argument("--missing", default=None, metavar="CODES",
+    p.add_argument("--missing", action="append", default=[], metavar="CODES",
                    help="missing-data codes, comma-separated: --missing 999 or --missing=-99,999 (a leading minus "
-                        "needs the = form); cells holding one are missed sessions. Codes declared in an SPSS or Stata "
-                        "file are applied anyway")
+                        "needs the = form; repeatable); cells holding one are missed sessions. Codes declared in an "
+                        "SPSS or Stata file are applied anyway")
     p.add_argument("--no-check-codes", action="store_true",
-                   help="do not stop at values that look like undeclared missing codes (999, -99, ...) when neither "
-                        "--scale nor --missing is given")
+                   help="do not stop at values that look like undeclared missing codes (999, -99, ...) when no "
+                        "--scale is given")
     p.add_argument("--keep", action="append", default=[], metavar="COLUMNS",
                    help="client-level columns to carry into the clients and by_client tables (therapist, site, "
                         "arm; comma-separated or repeated); a wide sheet carries all its other columns by default")
@@ -241,12 +241,12 @@ def _reading(args) -> tuple[dict[str, Any], list[Problem]]:
     """The keyword arguments of detect_file/detect that say how to read the input, and their problems."""
     problems: list[Problem] = []
     missing = None
-    if args.missing is not None:
-        missing = []
-        for part in args.missing.split(","):
+    for item in args.missing:
+        missing = missing or []
+        for part in item.split(","):
             value = parse_value(part.strip())
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                problems.append(Problem("--missing", f"expected numbers separated by commas, got {args.missing!r}"))
+                problems.append(Problem("--missing", f"expected numbers separated by commas, got {item!r}"))
                 break
             missing.append(value)
     keep = [c.strip() for item in args.keep for c in item.split(",") if c.strip()] or None

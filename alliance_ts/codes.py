@@ -4,8 +4,8 @@ Trial files often store a missed session as a number (``999``, ``-99``,
 ``9``). A declared code (``missing=[999]``; SPSS and Stata declare theirs in
 the file) is recoded to a missed session before anything else. An
 undeclared one would be read as a score: one 999 among WAI totals of 40-60
-makes every other session look like a rupture. So when neither a scale nor
-codes are declared, :func:`scan` looks for values that look like codes, and
+makes every other session look like a rupture. So when no scale is
+declared (codes may be), :func:`scan` looks for values that look like codes, and
 :func:`code_problems` turns them into input errors (``check_codes=False``
 turns the check off).
 

@@ -65,11 +65,11 @@ def detect(
         sessions, counted in ``res.info["missing_counts"]``. Codes declared
         inside an SPSS or Stata file are applied when the file is read.
     check_codes : bool, default True
-        When neither ``scale`` nor ``missing`` is given, values that look
-        like undeclared missing codes (999, -99, 9 far outside the client's
-        other scores, or the same out-of-pattern value in several clients;
-        exact criterion in :mod:`alliance_ts.codes`) are an input error.
-        False turns the check off.
+        When no ``scale`` is given, values that look like undeclared missing
+        codes (999, -99, 9 far outside the client's other scores, or the same
+        out-of-pattern value in several clients; exact criterion in
+        :mod:`alliance_ts.codes`) are an input error, also beside declared
+        ``missing`` codes. False turns the check off.
     keep : list of str, optional
         Client-level columns (therapist, site, arm, ...; one value per
         client, missing cells allowed) to carry into ``res.clients`` and

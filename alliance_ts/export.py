@@ -91,6 +91,17 @@ COLUMN_LABELS = {
     "observed": "Score observed in this session",
     "sd": "SD used for the threshold (score units)",
     "threshold": "Drop threshold (score units)",
+    "noise": "Client's session-to-session noise SD used by the rule",
+    "z": "Largest test statistic of the client (rule-specific)",
+    "magnitude": "Size of the drop (score units)",
+    "sudden_loss": "Sudden loss at this interval (1 yes, 0 no)",
+    "n_intervals": "Intervals tested for a sudden loss",
+    "n_tested": "Intervals tested",
+    "n_untestable": "Intervals that could not be tested",
+    "n_segments": "Number of constant-mean segments",
+    "type": "Rupture type (self-report)",
+    "intensity": "Rupture intensity (self-report)",
+    "resolved_within": "Resolved within the session (self-report)",
 }
 
 #: Most data rows of an Excel sheet (1,048,576 rows, one of them the header).
@@ -127,6 +138,7 @@ def write_frame(
     *,
     escape: bool = True,
     labels: Mapping[str, str] | None = None,
+    value_labels: Mapping[str, Mapping[Any, str]] | None = None,
 ) -> None:
     """Write one table as a CSV, Parquet, SPSS, Stata or Excel file, whole or not at all.
 
@@ -151,6 +163,12 @@ def write_frame(
         are not columns of ``df`` are ignored, so one mapping can serve
         several tables. Stata labels hold at most 80 characters, SPSS labels
         256 bytes.
+    value_labels : mapping, optional
+        SPSS and Stata: value labels of number columns ``{column: {code:
+        label}}`` (codes as numbers or their text, as
+        :func:`alliance_ts.io.read_table` reports an input file's labels), for
+        columns carried over from the input; the library's categorical and
+        yes/no columns get theirs anyway.
 
     Raises
     ------
@@ -239,7 +257,7 @@ def write_frame(
     elif fmt == "parquet":
         _write_parquet(df, path)
     else:
-        _write_stat(df, path, fmt, labels)
+        _write_stat(df, path, fmt, labels, value_labels)
 
 
 def write_workbook(
@@ -268,10 +286,10 @@ def write_workbook(
         tuples joined as text (``"1, 2"``), numbers, yes/no values and text
         as they are, ``None`` an empty cell, anything else as its text.
     escape : bool, default True
-        Write text cells that a spreadsheet would run as a formula with a
-        leading apostrophe (``'=HYPERLINK(...)``; see
-        :func:`alliance_ts.io.escape_formulas`). ``False`` writes their text
-        verbatim, still as text cells, never as formulas.
+        Kept for symmetry with the CSV writer. Every text cell of a workbook
+        is stored as text, never as a formula, so text that a spreadsheet
+        would run (``=HYPERLINK(...)``) is neutralised without changing it:
+        ids stay exactly as written and join back to the input.
 
     Raises
     ------
@@ -338,8 +356,7 @@ def write_workbook(
         problems.append(Problem("tables", "nothing to write: give at least one table or a manifest"))
     if problems:
         raise InvalidInputError(problems, _CONTEXT)
-    if escape:
-        sheets = [(name, escape_formulas(frame)) for name, frame in sheets]
+    # no apostrophes: _plain_cells stores formula-like text as text cells, which are never run
     # a file handle: pandas checks the extension of a path, and the temporary name ends in .tmp
     with write_atomic(path) as tmp, open(tmp, "wb") as fh:
         writer = pd.ExcelWriter(fh, engine="openpyxl")
@@ -556,7 +573,8 @@ class _StatTable:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _write_stat(df: pd.DataFrame, path: str | os.PathLike, fmt: str, labels: Mapping[str, str] | None) -> None:
+def _write_stat(df: pd.DataFrame, path: str | os.PathLike, fmt: str, labels: Mapping[str, str] | None,
+                value_labels: Mapping[str, Mapping[Any, str]] | None = None) -> None:
     pyreadstat = need("pyreadstat", "spss", f"writing {_NAMES[fmt]} files")
     problems = _name_problems(df, fmt)
     if fmt == "sav" and df.shape[1] == 0:
@@ -567,6 +585,13 @@ def _write_stat(df: pd.DataFrame, path: str | os.PathLike, fmt: str, labels: Map
     if problems:  # names first: the conversion below needs distinct text names
         raise InvalidInputError(problems, _CONTEXT)
     table = _stat_table(df, fmt)
+    for col, codes in (value_labels or {}).items():
+        if col in table.frame.columns and col not in table.value_labels \
+                and pd.api.types.is_numeric_dtype(table.frame[col].dtype):
+            try:
+                table.value_labels[col] = {float(k): str(v) for k, v in codes.items()}
+            except (TypeError, ValueError):  # codes that are not numbers: not for a number column
+                continue
     column_labels = {
         col: text for col in df.columns
         if (text := (labels or {}).get(col, COLUMN_LABELS.get(col))) is not None

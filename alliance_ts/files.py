@@ -277,6 +277,7 @@ def detect_file(
                 **{k: read_meta[k] for k in ("sep", "encoding", "decimal") if k in read_meta},
                 **({"value_labels": read_meta["value_labels"]} if read_meta.get("value_labels") else {}),
                 **({"missing_ranges": read_meta["missing_ranges"]} if read_meta.get("missing_ranges") else {}),
+                **({"missing_recoded": read_meta["missing_recoded"]} if read_meta.get("missing_recoded") else {}),
             },
             "mode": "streaming" if stream else f"dask ({dask})" if dask is not None else "in memory",
             "rule": job.rule_name,
@@ -286,6 +287,12 @@ def detect_file(
             "outputs": sink.outputs(),
         }
         manifest = json_safe(manifest)
+        sink.input_labels = (read_meta.get("variable_labels") or {}, read_meta.get("value_labels") or {})
+        if read_meta.get("missing_ranges"):
+            sink.extra_info["file_missing"] = {
+                col: {"ranges": spans, "cells": read_meta.get("missing_recoded", {}).get(col, 0)}
+                for col, spans in read_meta["missing_ranges"].items()
+            }
         sink.finish(manifest)
         folder.commit(manifest)
     return manifest
@@ -419,7 +426,7 @@ def write_result(res: Detection, path: str | os.PathLike, format: str | None = N
             fh.write("# Methods\n\n" + res.methods() + "\n")
         written.append("methods.md")
         folder.commit({**manifest, "outputs": written})
-    return [str(target / name) for name in written]
+    return [str(target / name) for name in [*written, "manifest.json"]]
 
 
 def user_names(table: pd.DataFrame, info: Mapping[str, Any]) -> pd.DataFrame:
@@ -458,6 +465,9 @@ class FolderSink:
                         if self.appending else {})
         self.held: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
         self.summaries: list[Detection] = []
+        self.extra_info: dict[str, Any] = {}
+        # the input file's variable and value labels (SPSS, Stata), for the columns carried over
+        self.input_labels: tuple[dict[str, str], dict[str, dict[str, str]]] = ({}, {})
         self.params: dict[str, Any] = {}
         self.counts: dict[str, Any] = {
             "rows": 0, "clients": 0, "included": 0, "not_included": 0, "episodes": 0,
@@ -504,7 +514,7 @@ class FolderSink:
         first = parts[0]
         return Detection(pd.concat([p.episodes for p in parts], ignore_index=True), first.sessions,
                          pd.concat([p.clients for p in parts], ignore_index=True), first.rule, first.params,
-                         first.version, self.info)
+                         first.version, {**self.info, **self.extra_info})
 
     def close(self) -> None:
         for w in self.writers.values():
@@ -520,10 +530,13 @@ class FolderSink:
             if self.fmt == "xlsx":
                 write_workbook(tables, self.folder.path("results.xlsx"), manifest=manifest, escape=self.escape)
             else:
-                labels = own_labels(self.info)
+                variable_labels, value_labels = self.input_labels
+                labels = {**own_labels(self.info), **variable_labels}
+                keep = set(self.info.get("keep") or [])
                 for name, table in tables.items():
                     write_frame(table, self.folder.path(f"{name}.{self.fmt}"), self.fmt, escape=self.escape,
-                                labels=labels)
+                                labels={k: v for k, v in labels.items() if k in table.columns},
+                                value_labels={k: v for k, v in value_labels.items() if k in keep})
         if self.summaries:
             with open(self.folder.path("methods.md"), "w", encoding="utf-8") as fh:
                 fh.write("# Methods\n\n" + self.summary().methods() + "\n")

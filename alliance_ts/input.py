@@ -135,7 +135,9 @@ def to_long(
     -------
     pandas.DataFrame
         Columns ``client`` (named as in the input), the kept columns,
-        ``session`` and ``score``, sorted by client and session.
+        ``session`` and ``score``, sorted by client and session. Each row's
+        index label is the label of its row in ``wide``, so that input errors
+        name the rows of the sheet.
 
     Raises
     ------
@@ -153,10 +155,10 @@ def to_long(
     >>> at.to_long(wide, client="id")
       id site  session  score
     0  a    X        1   50.0
-    1  a    X        2    NaN
-    2  a    X        3   48.0
-    3  b    Y        1   41.0
-    4  b    Y        2   40.0
+    0  a    X        2    NaN
+    0  a    X        3   48.0
+    1  b    Y        1   41.0
+    1  b    Y        2   40.0
     """
     context = "alliance_ts.to_long()"
     problems: list[Problem] = []
@@ -197,7 +199,7 @@ def to_long(
         dup = sorted({n for n in numbers if numbers.count(n) > 1})
         problems.append(Problem("columns", f"several columns map to the same session number: {dup[:5]}"))
     others = [c for c in wide.columns if c != client and c not in cols]
-    kept = others if keep is None else list(keep)
+    kept = others if keep is None else ([keep] if isinstance(keep, str) else list(keep))
     unknown = [c for c in kept if c not in wide.columns]
     if unknown:
         problems.append(Problem("keep", f"{len(unknown)} column(s) to keep not found: {unknown[:5]}"))
@@ -231,14 +233,15 @@ def to_long(
         keep_cell = np.arange(n_cols)[None, :] <= last[:, None]
     take = keep_cell.reshape(-1)
     row_of = np.repeat(np.arange(n_rows), n_cols)[take]
-    out = pd.DataFrame({client: wide[client].to_numpy()[row_of]})
+    # each long row keeps the label of its wide row, so that problems name the sheet's rows
+    out = pd.DataFrame({client: wide[client].to_numpy()[row_of]}, index=wide.index[row_of])
     for c in kept:
         out[c] = wide[c].to_numpy()[row_of]
     out[session_name] = np.tile(np.asarray(numbers, dtype=np.int64), n_rows)[take]
     out[score_name] = scores.to_numpy(dtype=float)[take]
     for c in [client, *kept]:
         out[c] = out[c].astype(wide[c].dtype)
-    return out.sort_values([client, session_name], kind="stable").reset_index(drop=True)
+    return out.sort_values([client, session_name], kind="stable")
 
 
 def session_columns(

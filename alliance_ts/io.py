@@ -382,6 +382,33 @@ def _whole(v: Any) -> Any:
     return v
 
 
+def _decimal_cells(df: pd.DataFrame, decimal: str, text: Sequence[str]) -> pd.DataFrame:
+    """Numbers written with ``decimal`` in columns pandas left as text because of another cell.
+
+    pandas converts a column with a decimal comma only when every cell is a
+    number; one ``"abc"`` leaves ``"45,5"`` as text too, and every score of
+    the column would be reported. Here each such cell becomes its number and
+    the other cells stay as written, so that the validator names only them.
+    """
+    if decimal == ".":
+        return df
+    for col in df.columns:
+        if col in text or isinstance(df[col], pd.DataFrame):
+            continue
+        if not (df[col].dtype == np.dtype(object) or pd.api.types.is_string_dtype(df[col].dtype)):
+            continue
+        cells = df[col].astype(object)
+        is_text = cells.map(lambda v: isinstance(v, str))
+        if not bool(is_text.any()):
+            continue
+        numbers = pd.to_numeric(cells[is_text].str.strip().str.replace(decimal, ".", regex=False), errors="coerce")
+        if bool(numbers.notna().any()):
+            fixed = cells.copy()
+            fixed[numbers.index[numbers.notna()]] = numbers[numbers.notna()]
+            df[col] = fixed
+    return df
+
+
 def _text_ids(df: pd.DataFrame, text: Sequence[str]) -> pd.DataFrame:
     """Empty id cells of a CSV file are missing ids (nothing else is)."""
     for col in text:
@@ -457,7 +484,7 @@ def read_table(
                 raise InvalidInputError(problems, "alliance_ts")
             df = pd.read_csv(path, sep=delim, low_memory=False, usecols=lambda c: columns is None or c in columns,
                              **csv_options([c for c in text if c in header], encoding, decimal, header))
-            df = _text_ids(df, text)
+            df = _decimal_cells(_text_ids(df, text), decimal, text)
         elif fmt == "parquet":
             need(*_EXTRAS["parquet"])
             df = _parquet_ids(pd.read_parquet(path, columns=columns), path, text)
@@ -476,11 +503,19 @@ def read_table(
         else:
             pyreadstat = need(*_EXTRAS[fmt])
             reader = pyreadstat.read_sav if fmt == "spss" else pyreadstat.read_dta
-            df, info = reader(str(path), usecols=columns, apply_value_formats=False, user_missing=False)
+            # SPSS: the declared missing values are read as they are and made missing here, so that
+            # the manifest can say which were declared and how many cells each made missing
+            df, info = reader(str(path), usecols=columns, apply_value_formats=False, user_missing=fmt == "spss")
+            if fmt == "spss":
+                meta["missing_recoded"] = _apply_missing_ranges(df, getattr(info, "missing_ranges", None) or {})
             df = _typed_ids(df, text)
             meta["value_labels"] = {
                 col: {str(k): str(v) for k, v in labels.items()}
                 for col, labels in (getattr(info, "variable_value_labels", None) or {}).items()
+            }
+            meta["variable_labels"] = {
+                col: str(label) for col, label in (getattr(info, "column_names_to_labels", None) or {}).items()
+                if label
             }
             meta["missing_ranges"] = {
                 col: [{k: _plain_json(v) for k, v in r.items()} for r in ranges]
@@ -495,6 +530,27 @@ def read_table(
             [Problem("input", f"cannot read {str(path)!r} as {fmt}: {type(err).__name__}: {err}")], "alliance_ts"
         ) from None
     return df, meta
+
+
+def _apply_missing_ranges(df: pd.DataFrame, ranges: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Make the SPSS user-missing values of each numeric column missing; the cells made missing per column."""
+    counts = {}
+    for col, spans in ranges.items():
+        if col not in df.columns or not pd.api.types.is_numeric_dtype(df[col].dtype):
+            continue
+        values = df[col].to_numpy(dtype=float, na_value=np.nan)
+        hit = np.zeros(values.size, dtype=bool)
+        for span in spans:
+            try:
+                lo, hi = float(span["lo"]), float(span["hi"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            with np.errstate(invalid="ignore"):
+                hit |= (values >= lo) & (values <= hi)
+        if hit.any():
+            df[col] = df[col].mask(hit)
+        counts[col] = int(hit.sum())
+    return counts
 
 
 def _excel_header(path: Path, sheet: str | int | None) -> list[str]:
@@ -590,7 +646,7 @@ def iter_chunks(
                                      usecols=lambda c: columns is None or c in columns, **options):
                 chunk.index = pd.RangeIndex(offset, offset + len(chunk))
                 offset += len(chunk)
-                yield _text_ids(chunk, text)
+                yield _decimal_cells(_text_ids(chunk, text), decimal, text)
         except UnicodeDecodeError as err:
             raise InvalidInputError([_decode_problem(path, encoding, err)], "alliance_ts") from None
     elif fmt == "parquet":

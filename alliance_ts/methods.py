@@ -524,20 +524,36 @@ def _missed_sentences(result: Detection, family: str) -> list[str]:
     return [f"Missed sessions ({count}) were not imputed: {policy}"]
 
 
+def _file_sentences(info: dict[str, Any]) -> list[str]:
+    """The missing values declared in an SPSS file (recorded by the command line)."""
+    declared = info.get("file_missing") or {}
+    out = []
+    for col, spec in declared.items():
+        spans = [_num(r["lo"]) if r.get("lo") == r.get("hi") else f"{_num(r['lo'])} to {_num(r['hi'])}"
+                 for r in spec.get("ranges", []) if isinstance(r, dict) and "lo" in r]
+        if not spans:
+            continue
+        cells = int(spec.get("cells", 0))
+        out.append(f"The data file declared {_join(spans)} as missing for {col}; {cells} "
+                   f"{'cell was' if cells == 1 else 'cells were'} read as missed sessions.")
+    return out
+
+
 def _code_sentences(info: dict[str, Any]) -> list[str]:
     if "missing" not in info:
-        return []
+        return _file_sentences(info)
     codes = list(info.get("missing") or [])
     if not codes:
-        return ["No missing-value codes were declared."]
+        return _file_sentences(info) or ["No missing-value codes were declared."]
     counts = {_key(k): int(v) for k, v in (info.get("missing_counts") or {}).items()}
     parts = [f"{counts.get(_key(code), 0)} holding {_num(code)}" for code in codes]
     total = sum(counts.get(_key(code), 0) for code in codes)
     label = "code" if len(codes) == 1 else "codes"
     cells = "cell" if total == 1 else "cells"
-    return [f"The missing-value {label} {_join([_num(c) for c in codes])} {'was' if len(codes) == 1 else 'were'} "
-            f"declared; {total} {cells} ({_join(parts)}) {'was' if total == 1 else 'were'} recoded as missed "
-            "sessions."]
+    return _file_sentences(info) + [
+        f"The missing-value {label} {_join([_num(c) for c in codes])} {'was' if len(codes) == 1 else 'were'} "
+        f"declared; {total} {cells} ({_join(parts)}) {'was' if total == 1 else 'were'} recoded as missed "
+        "sessions."]
 
 
 def _scale_sentences(result: Detection, family: str, refs: list[str]) -> list[str]:

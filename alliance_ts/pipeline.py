@@ -224,7 +224,7 @@ def plan(
     if layout is not None:
         layout = dataclasses.replace(
             layout, missing=codes, keep=kept, session_every=every,
-            check_codes=bool(check_codes) and layout.score is not None and not layout.ranges and not codes,
+            check_codes=bool(check_codes) and layout.score is not None and not layout.ranges,
         )
     if rule_obj is None or problems or layout is None:
         return None, problems, layout

@@ -157,7 +157,7 @@ class Detection:
             return t[t["rater"] == rater].drop(columns="rater").reset_index(drop=True)
 
         return Detection(pick(self.episodes), pick(self.sessions), pick(self.clients), self.rule,
-                         {**self.params, "rater_selected": rater}, self.version)
+                         {**self.params, "rater_selected": rater}, self.version, dict(self.info))
 
     def by_client(self, which: str = "first") -> pd.DataFrame:
         """One row per client: the analysis table to merge with outcomes.
@@ -314,9 +314,10 @@ def build_detection(
     episodes, ep_number = _episodes_table(panel, ep, rule_name, rule)
     sessions = _sessions_table(panel, ep, ep_number, obs_extra, rule)
     clients = _clients_table(panel, included, reason, ep, client_extra, rule)
-    if panel.covariates is not None:
-        for col in panel.covariates.columns:
-            clients[col] = panel.covariates[col].array
+    if panel.covariates is not None:  # the covariates follow the id columns, as in by_client
+        at = 2 if panel.group_ids is not None else 1
+        for k, col in enumerate(panel.covariates.columns):
+            clients.insert(at + k, col, panel.covariates[col].array)
     return Detection(episodes, sessions, clients, rule_name, params, version, dict(info or {}))
 
 

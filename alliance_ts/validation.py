@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 MAX_EXAMPLES = 5
+#: Scores larger than this in size are an input error: sums of squares of such values overflow.
+HUGE = 1e100
 
 
 # --------------------------------------------------------------------------
@@ -255,6 +257,9 @@ def validate(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None, list[Pr
             problems, sess_col, layout, index, client_col, client_ids.codes)
     else:
         sess_float, sess_ok, sessions_valid = _session_problems(problems, sess_col, layout.session, index, client_col)
+        if layout.session_every is not None:
+            problems.append(Problem("parameter 'session_every'", f"numbers sessions from their dates, but column "
+                                    f"{layout.session!r} does not hold dates; drop session_every (--session-every)"))
 
     # --- values -------------------------------------------------------------
     value_arrays: dict[str, np.ndarray] = {}
@@ -294,7 +299,10 @@ def validate(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None, list[Pr
         dup_sorted[1:] |= dup_next
         dup_sorted[:-1] |= dup_next
         dup_rows = dup_sorted if order is None else _unsort(dup_sorted, order)
-        problems.append(_duplicate_problem(dup_rows, index, client_col, sess_col, group_col, layout))
+        if row_date is None:
+            problems.append(_duplicate_problem(dup_rows, index, client_col, sess_col, group_col, layout))
+        else:
+            problems.append(_date_duplicate_problem(dup_rows, index, client_col, row_date, sess_float, layout))
     covariates = _covariates(problems, frame, layout, codes_s, order, len(unit_clients), unit_clients)
     if problems:
         return None, problems
@@ -603,8 +611,11 @@ def _session_problems(problems, sess_col, name, index, client_col):
             return sess_float, np.ones(n, dtype=bool), True
     sess_float, bad_value = _numeric(sess_col)
     if bad_value.any():
-        problems.append(_problem_rows(where, "with a non-numeric session number", bad_value, index, client_col,
-                                      None, sess_col))
+        looks_dated = sess_col[bad_value].head(50).astype(str).str.fullmatch(r"\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}.*")
+        hint = (" (dates? convert them with pandas.to_datetime(..., format='%d.%m.%Y'); on the command line "
+                "--date-format %d.%m.%Y)" if bool(looks_dated.all()) else "")
+        problems.append(_problem_rows(where, f"with a non-numeric session number{hint}", bad_value, index,
+                                      client_col, None, sess_col))
     missing = np.isnan(sess_float) & ~bad_value
     if missing.any():
         problems.append(_problem_rows(where, "with a missing session number", missing, index, client_col, None, None))
@@ -685,14 +696,20 @@ def _value_problems(problems, col, name, score_range, index, client_col, sess_co
     inf = np.isinf(values)
     if inf.any():
         problems.append(_problem_rows(where, f"with an infinite {word}", inf, index, client_col, sess_col, col))
+    with np.errstate(invalid="ignore"):
+        huge = np.isfinite(values) & (np.abs(values) > HUGE)
+    if huge.any():
+        problems.append(_problem_rows(where, f"with a {word} too large to compute with (larger than {HUGE:g} in "
+                                      "size)", huge, index, client_col, sess_col, col))
     if score_range is not None:
         with np.errstate(invalid="ignore"):
             outside = np.isfinite(values) & ((values < score_range.low) | (values > score_range.high))
         if outside.any():
+            named = "" if score_range.label.startswith("(") else f"{score_range.label} "
             problems.append(
                 _problem_rows(
                     where,
-                    f"with a {word} outside the {'scale ' if word == 'score' else 'range '}{score_range.label} "
+                    f"with a {word} outside the {'scale ' if word == 'score' else 'range '}{named}"
                     f"[{score_range.low:g}, {score_range.high:g}]",
                     outside, index, client_col, sess_col, col,
                 )
@@ -796,6 +813,38 @@ def _sort_order(codes: np.ndarray, sess: np.ndarray) -> np.ndarray | None:
     return np.lexsort((sess, codes))
 
 
+def _date_duplicate_problem(dup_rows, index, client_col, row_date, numbers, layout: Layout) -> Problem:
+    """Rows whose session dates give the same session number (the same date, or the same step)."""
+    n_pairs = len(pd.DataFrame({"c": client_col.to_numpy()[dup_rows], "s": numbers[dup_rows]}).drop_duplicates())
+    text = pd.Series([_Raw(f"{int(k)} ({_date_text(d)})") for d, k in zip(row_date, numbers)], index=client_col.index,
+                     dtype=object)
+    if layout.session_every is None:
+        what = "share their client and session date with another row"
+    else:
+        from .pipeline import _duration_text
+
+        what = (f"fall in the same {_duration_text(pd.Timedelta(layout.session_every))} step from their client's "
+                "first date as another row, so they would be the same session")
+    return _problem_rows(
+        f"columns {layout.client!r} x {layout.session!r}",
+        f"{what} ({n_pairs} duplicated session(s))",
+        dup_rows, index, client_col, text, None,
+    )
+
+
+class _Raw(str):
+    """Text shown in a message without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _date_text(value: Any) -> str:
+    """A date without a midnight time (2024-03-01), or with its time."""
+    stamp = pd.Timestamp(value)
+    return stamp.strftime("%Y-%m-%d") if stamp == stamp.normalize() else stamp.isoformat(sep=" ")
+
+
 def _duplicate_problem(dup_rows, index, client_col, session_col, group_col, layout: Layout) -> Problem:
     parts = {"c": client_col.to_numpy()[dup_rows], "s": session_col.to_numpy()[dup_rows]}
     if group_col is not None:
@@ -852,29 +901,46 @@ def plain(value: object) -> str:
         missing = False
     if missing:
         return "<missing>"
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(float(value)) < 1e15:
         return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}" if abs(float(value)) >= 1e15 else repr(float(value))
     if isinstance(value, np.generic):
         value = value.item()
     return repr(value) if isinstance(value, str) else str(value)
 
 
 def merge_problems(problems: list[Problem]) -> list[Problem]:
-    """Merge the same problem found in several pieces: add the counts, keep the 5 first rows as examples."""
+    """Merge the same problem found in several pieces: add the counts, keep the 5 first rows as examples.
+
+    The leading row count and a count in parentheses (``(3 duplicated
+    pair(s))``) are added up; the rest of the message must be the same.
+    """
     merged: dict[tuple[str, str], list] = {}
+    inner = re.compile(r"\((\d+) ")
     for p in problems:
         m = re.match(r"^(\d+) (rows? )(.*)$", p.message)
-        key = (p.where, m.group(3) if m else p.message)
+        text = m.group(3) if m else p.message
+        n_inner = [int(k) for k in inner.findall(text)]
+        key = (p.where, inner.sub("(# ", text))
         if key in merged:
             merged[key][0] += int(m.group(1)) if m else 0
             merged[key][1] += list(p.examples)
+            merged[key][3] = [a + b for a, b in zip(merged[key][3], n_inner)]
         else:
-            merged[key] = [int(m.group(1)) if m else 0, list(p.examples), bool(m)]
+            merged[key] = [int(m.group(1)) if m else 0, list(p.examples), bool(m), n_inner, text]
     out = []
-    for (where, text), (count, examples, counted) in merged.items():
+    for (where, _), (count, examples, counted, n_inner, text) in merged.items():
+        text = _fill_counts(inner, text, n_inner)
         message = f"{count} row{'s' if count != 1 else ''} {text}" if counted else text
         out.append(Problem(where, message, tuple(sorted(dict.fromkeys(examples), key=_row_number)[:MAX_EXAMPLES])))
     return out
+
+
+def _fill_counts(pattern: re.Pattern, text: str, counts: list[int]) -> str:
+    """``text`` with each match of ``pattern`` (``"(12 "``) holding the next of ``counts``."""
+    numbers = iter(counts)
+    return pattern.sub(lambda _: f"({next(numbers)} ", text)
 
 
 def _row_number(example: str) -> float:

@@ -484,12 +484,14 @@ def test_workbook_text_ids_and_dates(tmp_path):
     assert df2["client"].tolist() == ["007", "7", "NA"]
 
 
-def test_workbook_formulas_escaped_or_kept_as_text(res, tmp_path):
+def test_workbook_formulas_kept_as_text(res, tmp_path):
     clients = res.clients.copy()
     clients["client"] = ["=HYPERLINK(1)", "@cmd", "P3"]
     write_workbook({"clients": clients}, tmp_path / "safe.xlsx")
     back = pd.read_excel(tmp_path / "safe.xlsx", sheet_name="clients")
-    assert back["client"].tolist() == ["'=HYPERLINK(1)", "'@cmd", "P3"]
+    # as written (the ids join back to the input), in text cells that are never run
+    assert back["client"].tolist() == ["=HYPERLINK(1)", "@cmd", "P3"]
+    assert openpyxl.load_workbook(tmp_path / "safe.xlsx")["clients"]["A2"].data_type == "s"
 
     write_workbook({"clients": clients}, tmp_path / "raw.xlsx", escape=False)
     back = pd.read_excel(tmp_path / "raw.xlsx", sheet_name="clients")
@@ -499,10 +501,11 @@ def test_workbook_formulas_escaped_or_kept_as_text(res, tmp_path):
     assert cell.value == "=HYPERLINK(1)" and cell.data_type == "s"
 
 
-def test_manifest_formulas_escaped(tmp_path):
+def test_manifest_formulas_are_text(tmp_path):
     write_workbook({}, tmp_path / "m.xlsx", manifest={"note": "=1+1", "n": -5})
     m = pd.read_excel(tmp_path / "m.xlsx", sheet_name="manifest")
-    assert m["value"].tolist() == ["'=1+1", -5]
+    assert m["value"].tolist() == ["=1+1", -5]
+    assert openpyxl.load_workbook(tmp_path / "m.xlsx")["manifest"]["B2"].data_type == "s"
 
 
 def test_write_frame_xlsx_sheet_after_the_stem(res, tmp_path):

@@ -294,7 +294,7 @@ def test_one_table_to_one_file_and_the_workbook(tmp_path):
     assert one[["start", "end", "depth"]].values.tolist() == [[3.0, 4.0, 13.0]]  # pre 51 - trough 38
     res.to_file(tmp_path / "all.xlsx")
     book = pd.read_excel(tmp_path / "all.xlsx", sheet_name=None)
-    assert book["episodes"]["client"].tolist() == ["'=HYPERLINK(1)"]
+    assert book["episodes"]["client"].tolist() == ["=HYPERLINK(1)"]  # a text cell, never run, as written
     with pytest.raises(InvalidInputError, match="parameter 'table': must be one of"):
         res.to_file(tmp_path / "x.csv", table="everything")
 
@@ -316,3 +316,99 @@ def test_dask_partitions_find_the_same_codes_and_keep_the_covariates(trial):
     in_memory = at.detect(coded, missing=[999, -99], keep=["therapist"], **kw)
     pd.testing.assert_frame_equal(on_dask.clients, in_memory.clients)
     assert on_dask.info == in_memory.info
+
+
+# --------------------------------------------------------------------------
+# found by a bad-input hunt
+
+
+def test_repeated_missing_options_add_up_and_undeclared_codes_are_still_caught(tmp_path):
+    csv = tmp_path / "codes.csv"
+    csv.write_text("client,session,score\n" + "".join(
+        f"{c},{s},{v}\n" for c, vals in ((1, [50, -99, 51, 49, 50]), (2, [45, 46, 999, 44, 45]),
+                                        (3, [45, 46, 44, 45, 46])) for s, v in enumerate(vals, start=1)))
+    rc, _, err = run("detect", csv, "--out", "o", "--missing=-99", cwd=tmp_path)
+    # -99 declared; 999 (far outside client 2's 44..46) is not, and still stops the run
+    assert rc == 2 and "hold" in err and "the value 999" in err and "--missing=999" in err
+    rc, _, err = run("detect", csv, "--out", "o", "--missing=-99", "--missing", "999", "-q", cwd=tmp_path)
+    assert (rc, err) == (0, "")
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["input"]["missing_codes"] == {"-99": 1, "999": 1}
+    assert manifest["input"]["observed_range"] == [44, 51]
+
+
+def test_one_bad_cell_among_decimal_commas_is_the_only_one_named(tmp_path):
+    csv = tmp_path / "tiny.csv"
+    csv.write_text("client;session;score\n1;1;45,5\n1;2;abc\n1;3;44,0\n1;4;46,5\n")
+    for extra in ([], ["--stream", "--chunk-rows", "2"]):
+        rc, _, err = run("detect", csv, "--out", "o", "--decimal", ",", *extra, cwd=tmp_path)
+        assert rc == 2
+        assert err.splitlines() == ["alliance-ts: error: column 'score': 1 row with a non-numeric score; e.g. row 1 "
+                                    "(client '1', session 2, value 'abc')"]
+
+
+def test_streamed_duplicates_are_one_problem_with_the_counts_added(tmp_path):
+    rows = "".join(f"{c},{s},40\n{c},{s},41\n" for c in range(1, 7) for s in (1, 2))
+    (tmp_path / "dup.csv").write_text("client,session,score\n" + rows)
+    whole = run("detect", "dup.csv", "--out", "a", cwd=tmp_path)
+    pieces = run("detect", "dup.csv", "--out", "b", "--stream", "--chunk-rows", "5", cwd=tmp_path)
+    # 6 clients x 2 sessions, each written twice: 24 rows in 12 duplicated pairs
+    assert whole[2] == pieces[2]
+    assert whole[2].startswith("alliance-ts: error: columns 'client' x 'session': 24 rows share their client and "
+                               "session with another row (12 duplicated pair(s))")
+
+
+def test_dates_in_the_same_step_are_named_with_their_dates():
+    df = pd.DataFrame({"client": [1] * 5, "d": pd.to_datetime(["2024-03-01", "2024-03-04", "2024-03-11",
+                                                                "2024-03-19", "2024-03-25"]),
+                       "score": [40.0, 41, 40, 41, 40]})
+    # weekly steps from 03-01: 03-04 is 3 days on (rounds to session 1), 03-19 and 03-25 both round to session 4
+    assert problems_of(lambda: at.detect(df, session="d", session_every="7D")) == [
+        "columns 'client' x 'd': 4 rows fall in the same 7D step from their client's first date as another row, so "
+        "they would be the same session (2 duplicated session(s)); e.g. row 0 (client 1, session 1 (2024-03-01)); "
+        "row 1 (client 1, session 1 (2024-03-04)); row 3 (client 1, session 4 (2024-03-19)); row 4 (client 1, "
+        "session 4 (2024-03-25))"]
+    numbered = df.assign(d=range(1, 6))
+    assert problems_of(lambda: at.detect(numbered, session="d", session_every="7D")) == [
+        "parameter 'session_every': numbers sessions from their dates, but column 'd' does not hold dates; drop "
+        "session_every (--session-every)"]
+    text = df.assign(d=["01.03.2024", "04.03.2024", "11.03.2024", "19.03.2024", "25.03.2024"])
+    assert "(dates? convert them with pandas.to_datetime(..., format='%d.%m.%Y')" in \
+        problems_of(lambda: at.detect(text, session="d"))[0]
+
+
+def test_wide_sheet_errors_name_the_sheets_rows():
+    wide = pd.DataFrame({"id": ["a", None, "c"], **{f"wai_{k}": [40.0, 41.0, 42.0] for k in range(1, 4)}})
+    long = at.to_long(wide, client="id")
+    assert problems_of(lambda: at.detect(long, client="id")) == [
+        "column 'id': 3 rows with a missing client id; e.g. row 1; row 1; row 1"]
+
+
+def test_spss_declared_missing_values_are_counted_and_labels_carried(tmp_path):
+    df = at.simulate(20, rng=4).scores.rename(columns={"client": "pid", "session": "week", "score": "wai"})
+    df.loc[[2, 9], "wai"] = 99.0
+    df.loc[[5], "wai"] = 95.0
+    df["arm"] = (df["pid"] % 2 + 1).astype(float)
+    pyreadstat.write_sav(df, str(tmp_path / "t.sav"), missing_ranges={"wai": [99.0, {"lo": 90.0, "hi": 96.0}]},
+                         column_labels={"pid": "Participant", "arm": "Treatment arm", "wai": "WAI-SR total"},
+                         variable_value_labels={"arm": {1.0: "CBT", 2.0: "TAU"}})
+    rc, _, err = run("detect", "t.sav", "--out", "o", "--client", "pid", "--session", "week", "--score", "wai",
+                     "--keep", "arm", "--format", "sav", "-q", cwd=tmp_path)
+    assert (rc, err) == (0, "")
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["input"]["missing_recoded"] == {"wai": 3}  # two 99s and one 95
+    assert "The data file declared 90 to 96 and 99 as missing for wai; 3 cells were read as missed sessions." in \
+        (tmp_path / "o" / "methods.md").read_text()
+    _, meta = pyreadstat.read_sav(str(tmp_path / "o" / "by_client.sav"))
+    assert meta.column_names_to_labels["pid"] == "Participant"
+    assert meta.column_names_to_labels["arm"] == "Treatment arm"
+    assert meta.variable_value_labels["arm"] == {1.0: "CBT", 2.0: "TAU"}
+
+
+def test_scores_too_large_to_compute_with_and_a_range_scale_message():
+    df = pd.DataFrame({"client": [1] * 4, "session": [1, 2, 3, 4], "score": [1e308, 40, 41, 40]})
+    assert problems_of(lambda: at.detect(df, check_codes=False)) == [
+        "column 'score': 1 row with a score too large to compute with (larger than 1e+100 in size); e.g. row 0 "
+        "(client 1, session 1, value 1e+308)"]
+    assert problems_of(lambda: at.detect(df.assign(score=[70.0, 40, 41, 40]), scale=(0, 60))) == [
+        "column 'score': 1 row with a score outside the scale [0, 60]; e.g. row 0 (client 1, session 1, value 70)"]
