@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pandas as pd
 from . import __version__
 from .compare import agreement
 from .detect import detect
-from .effects import outcome_association
+from .effects import SmallGroupWarning, outcome_association
 from .evaluate import evaluate
 from .result import Detection
 from .rules import DEFAULT_RULE, list_rules
@@ -111,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     print("Outcomes (simulated, higher = better) in the meta-analysis' metric:")
     truth_res = _truth_as_detection(sim, res)
     assoc = []
+    small: list[str] = []
     for label, labelled in (("planted truth", truth_res), (f"rule {args.rule!r}", res)):
-        table = outcome_association(labelled, sim.clients, outcome="outcome", by_phase=False,
-                                    contrast=["repaired_vs_unresolved", "repaired_vs_no_rupture"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SmallGroupWarning)
+            table = outcome_association(labelled, sim.clients, outcome="outcome", by_phase=False,
+                                        contrast=["repaired_vs_unresolved", "repaired_vs_no_rupture"])
+        small += [f"{label}: {w.message}" for w in caught if issubclass(w.category, SmallGroupWarning)]
         for row in table.itertuples():
             r_, d_ = row.r, row.d
             assoc.append({"labels": label, "contrast": row.contrast, "n1": row.n1, "n2": row.n2,
@@ -123,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     print("  (the simulation plants d = .62 and .50, the meta-analysis' values; a sample of this size")
     print("   varies widely around them, and on average misclassified clients pull the detected")
     print("   effects towards zero)")
+    for note in small:
+        print(f"  note, {note}")
     print()
 
     psq = detect(sim.psq, rule="psq", rater="rater", addressed="addressed")

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 __all__ = [
     "AllianceError",
     "AllianceWarning",
+    "FewClustersWarning",
     "InvalidInputError",
     "Problem",
     "RuleError",
+    "SmallGroupWarning",
     "UnknownRuleError",
 ]
 
@@ -82,4 +84,25 @@ class RuleError(AllianceError, RuntimeError):
     example, overlapping episodes, a repair before the rupture, or results
     for the wrong clients. The message names the rule, the client and the
     problem.
+    """
+
+
+class SmallGroupWarning(AllianceWarning):
+    """An effect size rests on a very small group of clients.
+
+    Issued by :func:`alliance_ts.effects.outcome_association` when a
+    two-group contrast is computed with a group of fewer than
+    :data:`alliance_ts.effects.SMALL_GROUP` (10) clients, or ``n_repairs``
+    over fewer than 10 clients. The estimate is still reported; its
+    large-sample confidence interval is not to be trusted.
+    """
+
+
+class FewClustersWarning(AllianceWarning):
+    """Too few clusters (therapists, sites) for the cluster-aware estimate.
+
+    Issued by :func:`alliance_ts.effects.outcome_association` when an
+    estimate rests on fewer than 10 clusters (mixed model) or 20 clusters
+    (cluster-robust standard errors); see
+    :data:`alliance_ts.effects.FEW_CLUSTERS`. The estimate is still reported.
     """

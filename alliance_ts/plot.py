@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import InvalidInputError, Problem
 from .result import PATTERNS, PHASES, Detection
 
-__all__ = ["COLORS", "average_episode", "overview", "panel", "trajectory"]
+__all__ = ["COLORS", "average_episode", "forest", "funnel", "overview", "panel", "trajectory"]
 
 #: Colours of the statuses and patterns (colour-blind safe, Okabe & Ito 2008).
 COLORS = {
@@ -500,4 +500,210 @@ def average_episode(
               title=None if ci is None else f"mean, {ci:.0%} CI", title_fontsize=8)
     if own_figure:
         ax.figure.tight_layout()  # nothing clipped when the figure is saved as it is
+    return ax
+
+
+def _check_pooled(pooled: Any, where: str) -> None:
+    from .meta import Pooled
+
+    if not isinstance(pooled, Pooled):
+        raise InvalidInputError([Problem("parameter 'pooled'", f"expected the result of alliance_ts.effects.pool() "
+                                         f"(Pooled), got {type(pooled).__name__}")], where)
+
+
+def _effect_text(x: float, effect: str) -> str:
+    if not np.isfinite(x):
+        return "NA"
+    text = f"{x:.2f}"
+    if effect == "r":
+        text = "0.00" if text == "-0.00" else text
+        if text.startswith(("0.", "-0.")):
+            text = text.replace("0.", ".", 1)
+    return text
+
+
+def forest(pooled: Any, ax: Any = None, *, title: str | None = None, weights: bool = True) -> Any:
+    """Forest plot of a pooled analysis: every study, the pooled diamond and the prediction interval.
+
+    Parameters
+    ----------
+    pooled : Pooled
+        The result of :func:`alliance_ts.effects.pool`.
+    ax : matplotlib Axes, optional
+        Draw here (default: a new figure sized to the number of studies).
+    title : str, optional
+        Axes title (default: none).
+    weights : bool, default True
+        Also print each study's weight (percent) on the right.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One row per study in the table's order, top to bottom: a square at
+        the study's effect (area proportional to its weight in the pooled
+        model: random-effects weights, fixed-effect weights for ``"FE"``)
+        and its confidence interval as a line; below them the pooled
+        estimate as a diamond spanning its confidence interval and, on the
+        row under it, the prediction interval as a line with end caps (when
+        defined). A solid vertical line marks 0 and a dotted one the pooled
+        estimate. The x axis is in the effect's metric (r, back-transformed
+        from Fisher's z, or d); study names are the y tick labels and the
+        effect with its interval ("r [95% CI]") is written on the right.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> import alliance_ts as at
+    >>> from alliance_ts.meta import pool
+    >>> table = pd.DataFrame({"study": ["A", "B", "C"], "r": [0.1, 0.3, 0.4], "n": [40, 60, 100]})
+    >>> ax = at.plot.forest(pool(table, method="DL"))
+    >>> ax.get_xlabel()
+    'correlation r'
+    """
+    from matplotlib.patches import Polygon
+    from matplotlib.transforms import blended_transform_factory
+
+    where = "alliance_ts.plot.forest()"
+    plt = _pyplot()
+    _check_pooled(pooled, where)
+    st = pooled.studies
+    k = len(st)
+    own_figure = ax is None
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 1.6 + 0.32 * (k + 3)))
+    effect = pooled.effect
+    if effect == "r":
+        est, ci, pi = pooled.r, pooled.r_ci, pooled.pi_in_metric()
+    else:
+        est, ci, pi = pooled.d, pooled.d_ci, pooled.pi
+    w = st["weight_fixed" if pooled.method == "FE" else "weight_random"].to_numpy(dtype=float)
+    ys = np.arange(k, 0, -1) + 2.0  # first study on top; the pooled rows are 1.6 and 0.8
+    y_pool, y_pi = 1.6, 0.8
+    colour = COLORS["repaired"]
+    values = st["y"].to_numpy(dtype=float)
+    points = np.tanh(values) if effect == "r" else values
+    low, high = st["ci_low"].to_numpy(dtype=float), st["ci_high"].to_numpy(dtype=float)
+    ax.hlines(ys, low, high, color=COLORS["score"], lw=1.2)
+    ax.scatter(points, ys, s=25 + 225 * w / max(w.max(), 1e-12), marker="s", color=COLORS["score"], zorder=3)
+    h = 0.3
+    ax.add_patch(Polygon([(ci[0], y_pool), (est, y_pool + h), (ci[1], y_pool), (est, y_pool - h)], closed=True,
+                         color=colour, zorder=3))
+    labels = [str(s) for s in st["study"]] + [f"pooled ({pooled.method})"]
+    ticks = [*ys, y_pool]
+    has_pi = bool(np.all(np.isfinite(pi)))
+    if has_pi:
+        ax.hlines(y_pi, pi[0], pi[1], color=colour, lw=1.5)
+        ax.vlines(list(pi), y_pi - 0.15, y_pi + 0.15, color=colour, lw=1.5)
+        ticks.append(y_pi)
+        labels.append("prediction interval")
+    ax.axvline(0, color="#999999", lw=1, zorder=0)
+    ax.axvline(est, color=colour, lw=1, ls=":", zorder=0)
+    ax.set_yticks(ticks, labels)
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylim(0.3 if has_pi else 1.0, k + 3.2)
+    lows = [*low, ci[0], *(pi if has_pi else ())]
+    highs = [*high, ci[1], *(pi if has_pi else ())]
+    lo, hi = min(min(lows), 0.0), max(max(highs), 0.0)
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    if effect == "r":
+        lo, hi = max(lo, -1.0), min(hi, 1.0)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("correlation r" if effect == "r" else "standardised mean difference d")
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    right = blended_transform_factory(ax.transAxes, ax.transData)
+    lev = f"{pooled.level * 100:g}%"
+
+    rows = [(v, a, b, wt) for v, a, b, wt in zip(points, low, high, w)] + [(est, ci[0], ci[1], None)]
+    cells = [[_effect_text(v, effect), _effect_text(a, effect), _effect_text(b, effect)] for v, a, b, _ in rows]
+    if has_pi:
+        cells.append(["", _effect_text(pi[0], effect), _effect_text(pi[1], effect)])
+    wide = [max(len(c[j]) for c in cells) for j in range(3)]
+    texts = [f"{c[0]:>{wide[0]}} [{c[1]:>{wide[1]}}, {c[2]:>{wide[2]}}]" for c in cells]
+    width = max(len(t) for t in texts)
+    if weights:
+        texts = [t + (f" {row[3]:5.1f}%" if j < k else "") for j, (t, row) in enumerate(zip(texts, [*rows, rows[-1]]))]
+    header = f"{effect} [{lev} CI]"
+    header = f"{header:<{width}}" + ("  weight" if weights else "")
+    font = dict(fontsize=8, family="monospace", va="center", ha="left", transform=right, clip_on=False)
+    ax.text(1.02, k + 2.8, header, fontweight="bold", **font)
+    for k_, (y0, text) in enumerate(zip([*ys, y_pool, y_pi], texts)):
+        ax.text(1.02, y0, text, fontweight="bold" if k_ == k else "normal", **font)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if own_figure:
+        ax.figure.tight_layout()  # nothing clipped: the texts on the right are part of the layout
+    return ax
+
+
+def funnel(pooled: Any, ax: Any = None) -> Any:
+    """Funnel plot: each study's effect against its standard error.
+
+    Parameters
+    ----------
+    pooled : Pooled
+        The result of :func:`alliance_ts.effects.pool`.
+    ax : matplotlib Axes, optional
+        Draw here (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The analysed effects (Fisher's z for r, d for d) on x against
+        their standard errors on an inverted y axis (precise studies at the
+        top), a vertical line at the pooled estimate and the pseudo
+        confidence region ``estimate +/- z * SE`` (at the pooled result's
+        level; Sterne & Egger, 2001) shaded between dashed lines. An
+        asymmetric funnel can mean small-study effects such as publication
+        bias, or heterogeneity; with few studies it shows little.
+
+    References
+    ----------
+    Sterne, J. A. C., & Egger, M. (2001). Funnel plots for detecting bias in
+    meta-analysis: Guidelines on choice of axis. *Journal of Clinical
+    Epidemiology*, 54(10), 1046-1055.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> import alliance_ts as at
+    >>> from alliance_ts.meta import pool
+    >>> table = pd.DataFrame({"study": ["A", "B", "C"], "r": [0.1, 0.3, 0.4], "n": [40, 60, 100]})
+    >>> at.plot.funnel(pool(table, method="DL")).get_ylabel()
+    'standard error'
+    """
+    from scipy import stats
+
+    where = "alliance_ts.plot.funnel()"
+    plt = _pyplot()
+    _check_pooled(pooled, where)
+    own_figure = ax is None
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.6, 4.4))
+    st = pooled.studies
+    se = st["se"].to_numpy(dtype=float)
+    y = st["y"].to_numpy(dtype=float)
+    top = float(se.max()) * 1.1
+    grid = np.linspace(0.0, top, 50)
+    crit = float(stats.norm.ppf(0.5 + pooled.level / 2))
+    mu = pooled.estimate
+    ax.fill_betweenx(grid, mu - crit * grid, mu + crit * grid, color="#dddddd", lw=0, zorder=0,
+                     label=f"{pooled.level * 100:g}% pseudo-confidence region")
+    ax.plot(mu - crit * grid, grid, ls="--", lw=1, color="#777777")
+    ax.plot(mu + crit * grid, grid, ls="--", lw=1, color="#777777")
+    ax.axvline(mu, color=COLORS["repaired"], lw=1.2, label=f"pooled ({pooled.method})")
+    ax.scatter(y, se, color=COLORS["score"], s=25, zorder=3, label="studies")
+    ax.set_ylim(top, 0.0)
+    span = max(abs(float(np.max(np.abs(y - mu)))), crit * top) * 1.08
+    ax.set_xlim(mu - span, mu + span)
+    ax.set_xlabel("Fisher's z" if pooled.effect == "r" else "standardised mean difference d")
+    ax.set_ylabel("standard error")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)  # below the axis
+    if own_figure:
+        ax.figure.tight_layout()
     return ax

@@ -1,6 +1,7 @@
 """Effect sizes: conversions, Fisher CIs and outcome contrasts worked by hand."""
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,10 @@ import alliance_ts as at
 from alliance_ts.effects import d_to_r, fisher_ci, outcome_association, r_to_d
 from alliance_ts.errors import InvalidInputError
 from alliance_ts.result import Detection
+
+# The hand-worked examples below compare groups of 3 to 9 clients, which now (rightly) issue a
+# SmallGroupWarning; the tests that are about that warning catch it explicitly with pytest.warns.
+pytestmark = pytest.mark.filterwarnings("ignore::alliance_ts.effects.SmallGroupWarning")
 
 
 def test_conversions_by_hand():
@@ -169,3 +174,277 @@ def test_outcomes_that_match_nothing_or_name_unknown_clients():
     with w.catch_warnings():
         w.simplefilter("error")
         outcome_association(res, good, outcome="outcome", contrast="n_repairs", by_phase=False)
+
+
+# --- therapists, covariates and small groups -------------------------------------------------
+
+from alliance_ts.effects import FewClustersWarning, SmallGroupWarning  # noqa: E402
+
+
+def patterned_result(patterns):
+    """Clients 1..N with one episode each ("repaired" / "unresolved") or none ("no_rupture")."""
+    ids = np.arange(1, len(patterns) + 1)
+    with_episode = [(i, p) for i, p in zip(ids, patterns) if p != "no_rupture"]
+    episodes = pd.DataFrame({"client": [i for i, _ in with_episode], "episode": 1,
+                             "status": [p for _, p in with_episode], "phase": "early"})
+    clients = pd.DataFrame({"client": ids, "included": True,
+                            "n_ruptures": [int(p != "no_rupture") for p in patterns], "pattern": patterns})
+    return Detection(episodes, pd.DataFrame(), clients, "hand")
+
+
+# four therapists, each with three repaired and three unresolved clients (a balanced design)
+BAL_REP = np.array([[3, 5, 4], [8, 9, 7], [12, 10, 11], [15, 17, 14]], float)
+BAL_UNR = np.array([[1, 2, 2], [5, 7, 4], [9, 8, 10], [13, 12, 14]], float)
+
+
+def balanced():
+    patterns, gains, therapists = [], [], []
+    for t in range(4):
+        patterns += ["repaired"] * 3 + ["unresolved"] * 3
+        gains += list(BAL_REP[t]) + list(BAL_UNR[t])
+        therapists += [f"T{t}"] * 6
+    outcomes = pd.DataFrame({"client": np.arange(1, 25), "gain": gains, "therapist": therapists})
+    return patterned_result(patterns), outcomes
+
+
+def test_mixed_model_in_a_balanced_design_by_hand():
+    # Model y = mu + b g + u_t + e, u ~ N(0, tau2), e ~ N(0, s2). With 3 + 3 clients per therapist,
+    # g's therapist mean is 1/2 everywhere, so the therapist means carry no information on b and
+    # REML splits into two strata (the ANOVA estimators, when tau2 > 0):
+    #   b    = mean(repaired) - mean(unresolved) = 115/12 - 87/12 = 7/3
+    #   s2   = SSE of y ~ therapist + g / (N - G - 1) = 20.3333 / 19 = 1.070175
+    #   SE b = sqrt(s2 / sum (g - g_t)^2) = sqrt(s2 / (4 * 6 * 1/4)) = sqrt(s2 / 6) = .422330
+    #   tau2 = (MSB - s2) / 6 with MSB = 6 var(therapist means) = 6 var(2.8333, 6.6667, 10, 14.1667)
+    #        = 139.6111 -> tau2 = 23.090156, ICC = tau2 / (tau2 + s2) = .955705
+    res, outcomes = balanced()
+    with pytest.warns(FewClustersWarning, match=r"1 estimate\(s\) rest on fewer than 10 clusters.*"
+                                                r"repaired_vs_unresolved/all \(4 clusters\)"):
+        row = outcome_association(res, outcomes, outcome="gain", therapist="therapist",
+                                  contrast="repaired_vs_unresolved", by_phase=False).iloc[0]
+    g = np.repeat([[1.0] * 3 + [0.0] * 3], 4, axis=0)
+    y = np.hstack([BAL_REP, BAL_UNR])
+    b = BAL_REP.mean() - BAL_UNR.mean()
+    fitted = y.mean(axis=1, keepdims=True) + b * (g - 0.5)
+    s2 = ((y - fitted) ** 2).sum() / (24 - 4 - 1)
+    tau2 = (6 * y.mean(axis=1).var(ddof=1) - s2) / 6
+    se = math.sqrt(s2 / 6)
+    assert b == pytest.approx(7 / 3) and s2 == pytest.approx(1.070175, abs=1e-6)
+    assert row["b"] == pytest.approx(b, abs=1e-6)
+    assert row["b_se"] == pytest.approx(se, abs=1e-6) and se == pytest.approx(0.422330, abs=1e-6)
+    assert row["b_low"] == pytest.approx(b - 1.959964 * se, abs=1e-5)
+    assert row["p"] == pytest.approx(2 * stats.norm.sf(b / se), rel=1e-4)
+    assert row["icc"] == pytest.approx(tau2 / (tau2 + s2), abs=1e-6)
+    assert row["icc"] == pytest.approx(0.955705, abs=1e-6)
+    # d = b / pooled within-group SD (unadjusted): s_p^2 = (11 var(rep) + 11 var(unr)) / 22
+    sp = math.sqrt((11 * BAL_REP.var(ddof=1) + 11 * BAL_UNR.var(ddof=1)) / 22)
+    assert row["d"] == pytest.approx(b / sp, abs=1e-6) and row["d_high"] == pytest.approx(row["b_high"] / sp)
+    # r from d with a = (12 + 12)^2 / 144 = 4
+    assert row["r"] == pytest.approx((b / sp) / math.sqrt((b / sp) ** 2 + 4), abs=1e-6)
+    assert row["r_low"] == pytest.approx(row["d_low"] / math.sqrt(row["d_low"] ** 2 + 4))
+    assert (row["n"], row["n1"], row["n2"], row["n_clusters"], row["n_excluded"]) == (24, 12, 12, 4, 0)
+    assert (row["method"], row["covariates"]) == ("mixed model", "")
+    # unadjusted: same d (balanced design), but the pooled-t interval ignores the therapists
+    plain = outcome_association(res, outcomes, outcome="gain", contrast="repaired_vs_unresolved",
+                                by_phase=False).iloc[0]
+    assert plain["d"] == pytest.approx(row["d"]) and plain["b"] == pytest.approx(b)
+    assert plain["b_se"] == pytest.approx(sp * math.sqrt(2 / 12)) and plain["b_se"] > 4 * row["b_se"]
+    assert (plain["method"], plain["n_clusters"], plain["covariates"]) == ("pooled t", 0, "")
+    assert math.isnan(plain["icc"])
+
+
+def test_mixed_model_without_therapist_variance_is_pooled_ols():
+    # 12 therapists, each with one repaired and one unresolved client. The ANOVA estimate of the
+    # therapist variance, (MSB - s2) / 2, is negative here, so REML puts tau2 on the boundary 0:
+    # the model is then OLS, s2 = RSS / (N - 2) and SE(b) = sqrt(s2 (1/12 + 1/12)); ICC = 0, and
+    # statsmodels' boundary messages are not passed on.
+    res, outcomes = balanced()
+    y = np.array([[3, 5, 4, 1, 2, 2], [4, 2, 3, 3, 4, 1], [2, 4, 5, 2, 3, 1], [5, 3, 4, 2, 1, 2]], float)
+    tid = np.repeat(np.arange(4), 6) * 3 + np.tile([0, 1, 2, 0, 1, 2], 4)
+    outcomes = outcomes.assign(gain=y.ravel(), therapist=tid)
+    yr, yu = y[:, :3].ravel(), y[:, 3:].ravel()
+    b = yr.mean() - yu.mean()  # 44/12 - 24/12 = 5/3
+    pairs = np.column_stack([yr, yu])  # therapist k has clients yr[k] and yu[k]
+    s2_within = (((pairs - pairs.mean(axis=1, keepdims=True)) - np.array([b, -b]) / 2) ** 2).sum() / (24 - 12 - 1)
+    msb = 2 * pairs.mean(axis=1).var(ddof=1)
+    assert msb < s2_within  # .848485 < 1.212121
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        row = outcome_association(res, outcomes, outcome="gain", therapist="therapist",
+                                  contrast="repaired_vs_unresolved", by_phase=False).iloc[0]
+    rss = ((yr - yr.mean()) ** 2).sum() + ((yu - yu.mean()) ** 2).sum()
+    assert row["icc"] == 0 and row["n_clusters"] == 12
+    assert row["b"] == pytest.approx(5 / 3, abs=1e-6)
+    assert row["b_se"] == pytest.approx(math.sqrt(rss / 22 * (2 / 12)), abs=1e-6)
+
+
+def trial(n_per_therapist=6, therapists=24, seed=3):
+    """Repaired / unresolved / no-rupture clients spread over therapists, with a baseline and an arm."""
+    rng = np.random.default_rng(seed)
+    n = n_per_therapist * therapists
+    patterns = list(np.resize(["repaired", "unresolved", "no_rupture"], n))
+    rng.shuffle(patterns)
+    tid = np.repeat(np.arange(therapists), n_per_therapist)
+    base = rng.normal(20, 5, n)
+    arm = rng.choice(["cbt", "tau"], n)
+    g = np.array([{"repaired": 0.6, "unresolved": 0.0, "no_rupture": 0.2}[p] for p in patterns])
+    gain = g - 0.1 * base + (arm == "cbt") * 0.4 + rng.normal(0, 0.8, therapists)[tid] + rng.normal(0, 1, n)
+    outcomes = pd.DataFrame({"client": np.arange(1, n + 1), "gain": gain, "therapist": tid, "baseline": base,
+                             "arm": pd.Categorical(arm, categories=["tau", "cbt"])})
+    return patterned_result(patterns), outcomes
+
+
+def test_covariate_adjustment_is_ordinary_least_squares():
+    res, outcomes = trial()
+    t = outcome_association(res, outcomes, outcome="gain", covariates=["baseline", "arm"], by_phase=False)
+    row = t.set_index("contrast").loc["repaired_vs_no_rupture"]
+    pat = res.clients["pattern"].to_numpy()
+    sel = np.isin(pat, ["repaired", "no_rupture"])
+    y = outcomes["gain"].to_numpy()[sel]
+    X = np.column_stack([np.ones(sel.sum()), pat[sel] == "repaired", outcomes["baseline"].to_numpy()[sel],
+                         outcomes["arm"].to_numpy()[sel] == "cbt"]).astype(float)
+    beta, rss, *_ = np.linalg.lstsq(X, y, rcond=None)
+    n, k = X.shape
+    se = math.sqrt(rss[0] / (n - k) * np.linalg.inv(X.T @ X)[1, 1])
+    tq = stats.t.ppf(0.975, n - k)
+    assert row["b"] == pytest.approx(beta[1], abs=1e-9) and row["b_se"] == pytest.approx(se, abs=1e-9)
+    assert (row["b_low"], row["b_high"]) == pytest.approx((beta[1] - tq * se, beta[1] + tq * se), abs=1e-9)
+    assert row["p"] == pytest.approx(2 * stats.t.sf(abs(beta[1] / se), n - k), abs=1e-9)
+    y1, y2 = y[X[:, 1] == 1], y[X[:, 1] == 0]
+    n1, n2 = y1.size, y2.size
+    sp = math.sqrt(((n1 - 1) * y1.var(ddof=1) + (n2 - 1) * y2.var(ddof=1)) / (n - 2))
+    d = beta[1] / sp
+    assert row["d"] == pytest.approx(d) and row["d_low"] == pytest.approx((beta[1] - tq * se) / sp)
+    a = n ** 2 / (n1 * n2)
+    assert row["r"] == pytest.approx(d / math.sqrt(d * d + a))
+    assert (row["method"], row["covariates"], row["n_clusters"]) == ("OLS adjusted", "baseline, arm[cbt]", 0)
+    assert (row["n"], row["n1"], row["n2"]) == (n, n1, n2) == (96, 48, 48)
+
+    # n_repairs: standardised slope b * sd_x / sd_y over every client
+    nr = t.set_index("contrast").loc["n_repairs"]
+    x = (pat == "repaired").astype(float)
+    y = outcomes["gain"].to_numpy()
+    X = np.column_stack([np.ones(x.size), x, outcomes["baseline"], outcomes["arm"] == "cbt"]).astype(float)
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    assert nr["b"] == pytest.approx(beta[1]) and nr["r"] == pytest.approx(beta[1] * x.std(ddof=1) / y.std(ddof=1))
+    assert nr["r_low"] == pytest.approx(nr["b_low"] * x.std(ddof=1) / y.std(ddof=1))
+    r = float(t.loc[t["contrast"] == "n_repairs", "r"].to_numpy()[0])
+    assert nr["d"] == pytest.approx(2 * r / math.sqrt(1 - r**2))
+
+
+def test_cluster_robust_standard_errors_are_the_cr1_sandwich():
+    res, outcomes = trial()
+    row = outcome_association(res, outcomes, outcome="gain", therapist="therapist", covariates="baseline",
+                              cluster_method="robust", contrast="repaired_vs_unresolved", by_phase=False).iloc[0]
+    pat = res.clients["pattern"].to_numpy()
+    sel = np.isin(pat, ["repaired", "unresolved"])
+    y, gid = outcomes["gain"].to_numpy()[sel], outcomes["therapist"].to_numpy()[sel]
+    X = np.column_stack([np.ones(sel.sum()), pat[sel] == "repaired", outcomes["baseline"].to_numpy()[sel]])
+    X = X.astype(float)
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    u = y - X @ beta
+    bread = np.linalg.inv(X.T @ X)
+    meat = sum(np.outer(X[gid == g].T @ u[gid == g], X[gid == g].T @ u[gid == g]) for g in np.unique(gid))
+    n, k, G = X.shape[0], X.shape[1], np.unique(gid).size
+    V = G / (G - 1) * (n - 1) / (n - k) * bread @ meat @ bread
+    se = math.sqrt(V[1, 1])
+    tq = stats.t.ppf(0.975, G - 1)  # t with G - 1 df
+    assert G == 24 and row["n_clusters"] == 24
+    assert row["b"] == pytest.approx(beta[1], abs=1e-9) and row["b_se"] == pytest.approx(se, abs=1e-9)
+    assert row["b_high"] == pytest.approx(beta[1] + tq * se, abs=1e-9)
+    assert row["p"] == pytest.approx(2 * stats.t.sf(abs(beta[1] / se), G - 1), abs=1e-9)
+    assert row["method"] == "cluster-robust OLS" and 0 <= row["icc"] < 1
+
+
+def test_missing_cluster_and_covariate_values_are_excluded_and_counted():
+    res, outcomes = trial()
+    outcomes = outcomes.astype({"therapist": "float"})
+    outcomes.loc[[0, 1], "therapist"] = np.nan  # clients 1, 2
+    outcomes.loc[[2], "baseline"] = np.nan      # client 3
+    outcomes.loc[[3], "gain"] = np.nan          # client 4: no outcome, counted as before
+    with pytest.warns(at.AllianceWarning, match=r"3 analysed clients with an outcome are left out of the adjusted "
+                                                r"estimates \(2 without a value of 'therapist'; 1 with a missing "
+                                                r"covariate value; counted in column 'n_excluded'\); "
+                                                r"e.g. clients 1, 2, 3"):
+        t = outcome_association(res, outcomes, outcome="gain", therapist="therapist", covariates=["baseline"],
+                                by_phase=False)
+    pat = res.clients["pattern"].to_numpy()[:4]
+    nr = t.set_index("contrast").loc["n_repairs"]
+    assert (nr["n"], nr["n_no_outcome"], nr["n_excluded"], nr["n_clusters"]) == (144 - 4, 1, 3, 24)
+    ru = t.set_index("contrast").loc["repaired_vs_unresolved"]
+    out = int(np.isin(pat[:3], ["repaired", "unresolved"]).sum())
+    assert ru["n_excluded"] == out and ru["n"] == 96 - out - int(pat[3] in ("repaired", "unresolved"))
+    assert t["n"].tolist() == (t["n1"].fillna(0) + t["n2"].fillna(0)).where(t["contrast"] != "n_repairs",
+                                                                             t["n"]).tolist()
+
+
+def test_tiny_groups_warn_and_are_still_computed():
+    # the issue's case: two clients in a group
+    patterns = ["repaired"] * 2 + ["unresolved"] * 12
+    res = patterned_result(patterns)
+    outcomes = pd.DataFrame({"client": range(1, 15), "gain": [4.0, 6.0] + [float(v) for v in range(12)]})
+    with pytest.warns(SmallGroupWarning, match=r"1 estimate\(s\) rest on a group of fewer than 10 clients .* "
+                                               r"repaired_vs_unresolved/all \(n1 = 2, n2 = 12\)"):
+        t = outcome_association(res, outcomes, outcome="gain", contrast="repaired_vs_unresolved", by_phase=False)
+    assert np.isfinite(t["d"].to_numpy()[0]) and t.loc[0, "n1"] == 2
+    # groups too small for any estimate give NaN and no warning
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        t = outcome_association(patterned_result(["repaired"] + ["unresolved"] * 12),
+                                outcomes.iloc[1:].assign(client=range(1, 14)), outcome="gain",
+                                contrast="repaired_vs_unresolved", by_phase=False)
+    assert math.isnan(t["d"].to_numpy()[0])
+
+
+def test_few_clusters_warn_for_cluster_robust_errors_below_twenty():
+    res, outcomes = trial(n_per_therapist=12, therapists=12)
+    with pytest.warns(FewClustersWarning, match=r"rest on fewer than 20 clusters, too few for a cluster-robust "
+                                                r"OLS .* repaired_vs_unresolved/all \(12 clusters\)"):
+        t = outcome_association(res, outcomes, outcome="gain", therapist="therapist", cluster_method="robust",
+                                by_phase=False)
+    assert t["n_clusters"].tolist() == [12, 12, 12]
+    import warnings as w
+
+    with w.catch_warnings():  # 12 clusters are enough for the mixed model's threshold of 10
+        w.simplefilter("error")
+        t = outcome_association(res, outcomes, outcome="gain", therapist="therapist", by_phase=False)
+    assert (t["method"] == "mixed model").all() and t["b_se"].notna().all()
+
+
+def test_lower_is_better_flips_the_adjusted_coefficient():
+    res, outcomes = trial()
+    kw: dict[str, Any] = dict(outcome="gain", therapist="therapist", covariates=["baseline"], by_phase=False)
+    up = outcome_association(res, outcomes, **kw)
+    down = outcome_association(res, outcomes.assign(gain=-outcomes["gain"]), higher_is_better=False, **kw)
+    assert np.allclose(up["b"], down["b"], atol=1e-6) and np.allclose(up["d"], down["d"], atol=1e-6)
+
+
+def test_bool_covariates_are_dummy_coded_and_text_is_refused():
+    res, outcomes = trial()
+    t = outcome_association(res, outcomes.assign(cbt=outcomes["arm"] == "cbt"), outcome="gain",
+                            covariates=["cbt"], by_phase=False)
+    assert (t["covariates"] == "cbt[True]").all()
+    same = outcome_association(res, outcomes, outcome="gain", covariates=["arm"], by_phase=False)
+    assert np.allclose(t["b"], same["b"])
+    # numbers stored as text are numbers
+    t = outcome_association(res, outcomes.assign(baseline=outcomes["baseline"].astype(str)), outcome="gain",
+                            covariates=["baseline"], by_phase=False)
+    assert t["b"].notna().all()
+
+
+def test_bad_adjustment_arguments_are_reported_together():
+    res, outcomes = trial()
+    bad = outcomes.assign(arm=outcomes["arm"].astype(str))  # text, not a Categorical
+    with pytest.raises(InvalidInputError) as info:
+        outcome_association(res, bad, outcome="gain", therapist="site", covariates=["baseline", "age", "arm", "gain"],
+                            cluster_method="bayes")
+    problems = [str(p) for p in info.value.problems]
+    assert len(problems) == 4
+    assert problems[0].startswith("columns: 2 column(s) not found in outcomes: 'site', 'age'")
+    assert "the outcome, client or cluster column cannot be a covariate: 'gain'" in problems[1]
+    assert problems[2].startswith("column 'arm': 144 rows with a non-numeric covariate value; to dummy-code a "
+                                  "categorical covariate pass outcomes['arm'].astype('category'); e.g. row 0")
+    assert problems[3] == "parameter 'cluster_method': unknown method 'bayes'; valid: mixed, robust"

@@ -3,8 +3,9 @@
 The blocks of one page run in order in one namespace (a page is a script),
 in a temporary working directory, when the page is read. An example that
 raises fails the build with the page and block number, so the documentation
-cannot show code that does not run. What a block prints is inserted after it
-as an output block, so the page shows what the reader will see.
+cannot show code that does not run. What a block prints, and the warnings it
+raises, are inserted after it as an output block, so the page shows what the
+reader will see.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import sys
 import tempfile
 import types
+import warnings
 
 from sphinx.errors import ExtensionError
 
@@ -39,7 +41,8 @@ def run_page(docname: str, text: str) -> tuple[int, str]:
             for number, match in enumerate(blocks, start=1):
                 printed = io.StringIO()
                 try:
-                    with contextlib.redirect_stdout(printed):
+                    with contextlib.redirect_stdout(printed), warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
                         exec(compile(match.group(1), f"{docname}.md, example {number}", "exec", dont_inherit=True),
                              namespace)
                 except Exception as err:
@@ -47,6 +50,10 @@ def run_page(docname: str, text: str) -> tuple[int, str]:
                 pieces.append(text[done:match.end()])
                 done = match.end()
                 out = printed.getvalue().rstrip()
+                shown = [f"{w.category.__name__}: {w.message}" for w in caught
+                         if w.category.__module__.startswith("alliance_ts")]
+                if shown:
+                    out = "\n".join([out, *shown]) if out else "\n".join(shown)
                 if out:
                     fence = "````" if "```" in out else "```"
                     pieces.append(f"\n\n{fence}text\n{out}\n{fence}\n")
