@@ -610,7 +610,8 @@ def _warn_small(table: pd.DataFrame, adj: _Adjust | None) -> None:
                       f"are reported, but their large-sample intervals are unreliable at this size: {text}",
                       SmallGroupWarning, stacklevel=3)
     if adj is not None and adj.clusters is not None:
-        few = computed & (table["n_clusters"] < FEW_CLUSTERS[adj.method]).to_numpy()
+        fitted = ~table["method"].astype(str).str.contains("not estimable").to_numpy()  # those say so already
+        few = computed & fitted & (table["n_clusters"] < FEW_CLUSTERS[adj.method]).to_numpy()
         if few.any():
             rows = table[few]
             text = "; ".join(f"{c}/{p} ({g} clusters)" for c, p, g in
@@ -631,7 +632,16 @@ def _fit(y: np.ndarray, x: np.ndarray, adj: _Adjust, sel: np.ndarray, where: str
     from statsmodels.regression.linear_model import OLS  # imported when needed: statsmodels is slow to load
 
     z = adj.z[sel]
-    z = z[:, np.ptp(z, axis=0) > 0] if z.shape[1] else z
+    if z.shape[1]:
+        varies = np.ptp(z, axis=0) > 0
+        if not varies.all():
+            dropped = [name for name, v in zip(adj.names, varies) if not v]
+            adj.notes.append(f"{where}: covariate(s) {', '.join(dropped)} constant among these clients, left out "
+                             "of this model")
+        fit_names = [name for name, v in zip(adj.names, varies) if v]
+        z = z[:, varies]
+    else:
+        fit_names = []
     X = np.column_stack([np.ones(y.size), x, z])
     n, k = X.shape
     fit = _empty_fit()
@@ -640,14 +650,24 @@ def _fit(y: np.ndarray, x: np.ndarray, adj: _Adjust, sel: np.ndarray, where: str
                          f"{k} coefficients; no adjusted estimate")
         return fit
     alpha = 1 - adj.level
+    fit["covariates"] = ", ".join(fit_names)  # type: ignore[assignment]
     if adj.clusters is None:
         res = OLS(y, X).fit()
         lo, hi = res.conf_int(alpha)[1]
         fit.update(b=res.params[1], b_se=res.bse[1], b_low=lo, b_high=hi, p=res.pvalues[1])
         return fit
     groups = adj.clusters[sel]
-    if np.unique(groups).size < 2:
-        adj.notes.append(f"{where}: all clients share one cluster; no cluster-aware estimate")
+    sizes = np.unique(groups, return_counts=True)[1]
+    if sizes.size < 2 or sizes.max() < 2:
+        # one cluster: nothing to compare between clusters; every cluster a single client: the
+        # cluster variance cannot be told apart from the residual one. Estimated without clusters.
+        why = "all clients share one cluster" if sizes.size < 2 else "every cluster holds a single client"
+        adj.notes.append(f"{where}: {why}, so the clustering cannot be estimated; reported without it "
+                         "(OLS, method column says so)")
+        res = OLS(y, X).fit()
+        lo, hi = res.conf_int(alpha)[1]
+        fit.update(b=res.params[1], b_se=res.bse[1], b_low=lo, b_high=hi, p=res.pvalues[1])
+        fit["method"] = "OLS adjusted (clusters not estimable)"  # type: ignore[assignment]
         return fit
     mixed = _mixed(y, X, groups, adj, where)
     if adj.method == "robust":

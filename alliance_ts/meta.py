@@ -72,6 +72,7 @@ Behavioral Statistics*, 30(3), 261-293.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,7 +179,12 @@ class Pooled:
     qm: dict[str, Any] | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """One-row summary: every scalar attribute, intervals as ``_low``/``_high`` columns."""
+        """One-row summary: every scalar attribute, intervals as ``_low``/``_high`` columns.
+
+        ``pi_low``/``pi_high`` are in the analysed metric (Fisher's z for r);
+        ``r_pi_low``/``r_pi_high`` (or ``d_pi_*``) give the prediction
+        interval in the effect's own metric.
+        """
         row: dict[str, Any] = {}
         for name in ("effect", "method", "k", "n_total", "estimate", "se", "ci", "z", "p", "tau2", "tau", "q",
                      "q_df", "q_p", "i2", "h2", "pi", "r", "r_ci", "d", "d_ci", "knapp_hartung", "level"):
@@ -187,6 +193,12 @@ class Pooled:
                 row[f"{name}_low"], row[f"{name}_high"] = value
             else:
                 row[name] = value
+        # the prediction interval also in r (and d), beside their confidence intervals
+        low, high = self.pi_in_metric()
+        if self.effect == "r":
+            row.update(r_pi_low=low, r_pi_high=high)
+        else:
+            row.update(d_pi_low=low, d_pi_high=high)
         if self.qm is not None:
             row.update(qm=self.qm["stat"], qm_df=self.qm["df"], qm_p=self.qm["p"], tau2_residual=self.qm["tau2"])
         return pd.DataFrame([row])
@@ -205,17 +217,22 @@ class Pooled:
         if self.effect == "r":
             head = f"r = {_r(self.r)}, {lev} CI [{_r(self.r_ci[0])}, {_r(self.r_ci[1])}]"
         else:
-            head = f"d = {self.d:.2f}, {lev} CI [{self.d_ci[0]:.2f}, {self.d_ci[1]:.2f}]"
-        parts = [f"{head}, k = {self.k}" + (f", N = {int(round(self.n_total)):,}" if np.isfinite(self.n_total)
-                                             else "")]
-        parts.append(f"d = {self.d:.2f}" if self.effect == "r" else f"r = {_r(self.r)}")
+            head = f"d = {_d(self.d)}, {lev} CI [{_d(self.d_ci[0])}, {_d(self.d_ci[1])}]"
+        test = (f"t({self.k - 1}) = {self.z:.2f}" if self.knapp_hartung else f"z = {self.z:.2f}") + f", {_p(self.p)}"
+        model = {"FE": "common-effect model", "DL": "random effects, DerSimonian-Laird",
+                 "PM": "random effects, Paule-Mandel", "REML": "random effects, REML"}.get(self.method, self.method)
+        if self.knapp_hartung:
+            model += ", Knapp-Hartung"
+        parts = [f"{head}, {test} ({model}), k = {self.k}"
+                 + (f", N = {int(round(self.n_total)):,}" if np.isfinite(self.n_total) else "")]
+        parts.append(f"d = {_d(self.d)}" if self.effect == "r" else f"r = {_r(self.r)}")
         parts.append(f"Q({self.q_df}) = {self.q:.2f}, {_p(self.q_p)}")
         parts.append(f"I² = {self.i2 * 100:.0f}%")
         if self.method != "FE":
             parts.append(f"tau² = {_tau2_text(self.tau2)}")
         if np.all(np.isfinite(self.pi)):
             low, high = self.pi_in_metric()
-            fmt = _r if self.effect == "r" else (lambda x: f"{x:.2f}")
+            fmt = _r if self.effect == "r" else _d
             parts.append(f"{lev} prediction interval [{fmt(low)}, {fmt(high)}]")
         return "; ".join(parts)
 
@@ -231,6 +248,12 @@ def _r(x: float) -> str:
     if text == "-0.00":
         text = "0.00"
     return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
+
+
+def _d(x: float) -> str:
+    """A d to two decimals, without a negative zero."""
+    text = f"{x:.2f}"
+    return "0.00" if text == "-0.00" else text
 
 
 def _p(p: float) -> str:
@@ -488,11 +511,15 @@ def _trials_table(trials: Any, outcomes: Any, outcome: str | None, contrast: str
         if isinstance(outs, pd.DataFrame) and not isinstance(outcomes, Mapping) and client in outs.columns:
             outs = outs[outs[client].isin(pd.Index(res.clients["client"]))]
         try:
-            assoc = outcome_association(res, outs, outcome=str(outcome), contrast=contrast, by_phase=False,
-                                        client=client, higher_is_better=higher_is_better)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                assoc = outcome_association(res, outs, outcome=str(outcome), contrast=contrast, by_phase=False,
+                                            client=client, higher_is_better=higher_is_better)
         except InvalidInputError as err:
             problems.extend(Problem(f"study {name!r}, {p.where}", p.message, p.examples) for p in err.problems)
             continue
+        for w in caught:  # the study's warnings again, naming the study
+            warnings.warn(f"study {name!r}: {w.message}", w.category, stacklevel=3)
         row = assoc.iloc[0]
         if not np.isfinite(row["r"]):
             sizes = "" if pd.isna(row["n1"]) else f" (groups of {row['n1']} and {row['n2']} clients)"
@@ -522,7 +549,8 @@ def _rows(frame: pd.DataFrame, mask: np.ndarray, values: np.ndarray) -> tuple[st
 def _effects(frame: pd.DataFrame, effect: str, value: str | None, n: str, variance: str | None, study: str | None,
              problems: list[Problem]):
     value = value or effect
-    use_groups = effect == "d" and variance is None and n not in frame.columns and {"n1", "n2"} <= set(frame.columns)
+    # group sizes give the exact variance of d: used whenever both columns are there
+    use_groups = effect == "d" and variance is None and {"n1", "n2"} <= set(frame.columns)
     need = [value]
     if study is not None:
         need.append(study)
@@ -595,6 +623,11 @@ def _effects(frame: pd.DataFrame, effect: str, value: str | None, n: str, varian
                 elif es is not None:
                     ns = n1 + n2
                     v = ns / (n1 * n2) + es**2 / (2 * ns)
+                    if n in frame.columns:
+                        given = _numeric(frame, n, problems)
+                        if given is not None and (bad := np.abs(given - ns) > 0.5).any():
+                            problems.append(Problem(f"column {n!r}", f"{int(bad.sum())} studies whose n is not n1 + n2",
+                                                    _rows(frame, bad, given)))
         else:
             ns = _numeric(frame, n, problems)
             if ns is not None:

@@ -522,6 +522,11 @@ def _effect_text(x: float, effect: str) -> str:
     return text
 
 
+def _short(text: str, width: int = 40) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "\u2026"
+
+
 def forest(pooled: Any, ax: Any = None, *, title: str | None = None, weights: bool = True) -> Any:
     """Forest plot of a pooled analysis: every study, the pooled diamond and the prediction interval.
 
@@ -590,7 +595,8 @@ def forest(pooled: Any, ax: Any = None, *, title: str | None = None, weights: bo
     h = 0.3
     ax.add_patch(Polygon([(ci[0], y_pool), (est, y_pool + h), (ci[1], y_pool), (est, y_pool - h)], closed=True,
                          color=colour, zorder=3))
-    labels = [str(s) for s in st["study"]] + [f"pooled ({pooled.method})"]
+    # long study names (a full reference) are cut to 40 characters so the plot keeps its width
+    labels = [_short(str(s)) for s in st["study"]] + [f"pooled ({pooled.method})"]
     ticks = [*ys, y_pool]
     has_pi = bool(np.all(np.isfinite(pi)))
     if has_pi:

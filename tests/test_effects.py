@@ -448,3 +448,25 @@ def test_bad_adjustment_arguments_are_reported_together():
     assert problems[2].startswith("column 'arm': 144 rows with a non-numeric covariate value; to dummy-code a "
                                   "categorical covariate pass outcomes['arm'].astype('category'); e.g. row 0")
     assert problems[3] == "parameter 'cluster_method': unknown method 'bayes'; valid: mixed, robust"
+
+
+def test_clusters_that_cannot_be_estimated_fall_back_to_ols_and_say_so():
+    sim = at.simulate(300, rng=3)
+    res = at.detect(sim.scores, scale="wai-sr")
+    # every client its own "therapist": the therapist variance cannot be told apart from the residual
+    own = sim.clients.assign(th=sim.clients["client"], const=1.0)
+    with pytest.warns(at.AllianceWarning, match="every cluster holds a single client"):
+        table = outcome_association(res, own, outcome="outcome", by_phase=False, therapist="th",
+                                    contrast="repaired_vs_unresolved")
+    row = table.iloc[0]
+    plain = outcome_association(res, own, outcome="outcome", by_phase=False, contrast="repaired_vs_unresolved")
+    # without covariates the OLS coefficient of group membership is the difference of the group means
+    assert row["method"] == "OLS adjusted (clusters not estimable)" and np.isnan(row["icc"])
+    assert row["b"] == pytest.approx(plain.iloc[0]["mean1"] - plain.iloc[0]["mean2"])
+    # one cluster for everyone: the same fallback; a constant covariate is left out, and the column says so
+    with pytest.warns(at.AllianceWarning, match="all clients share one cluster") as caught:
+        one = outcome_association(res, own.assign(th="T1"), outcome="outcome", by_phase=False, therapist="th",
+                                  covariates=["const"], contrast="repaired_vs_unresolved").iloc[0]
+    assert any("const constant among these clients" in str(w.message) for w in caught)
+    assert one["method"] == "OLS adjusted (clusters not estimable)" and one["covariates"] == ""
+    assert one["b"] == pytest.approx(row["b"])

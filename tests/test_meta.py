@@ -235,15 +235,31 @@ def test_d_effects_with_variance_n_or_group_sizes():
 
 def test_report_text():
     res = pool(TABLE, method="DL")
-    assert res.report() == ("r = .34, 95% CI [.16, .49], k = 4, N = 230; d = 0.72; Q(3) = 5.60, p = .13; "
-                            "I² = 46%; tau² = 0.017; 95% prediction interval [-.34, .78]")
-    assert pool(TABLE, method="FE").report() == ("r = .33, 95% CI [.21, .45], k = 4, N = 230; d = 0.71; "
-                                                 "Q(3) = 5.60, p = .13; I² = 46%")
+    # DL by hand: tau² = 0.0172926, mu = sum(w* y)/sum(w*) = 0.350758, SE = sum(w*)^-1/2 = 0.0971724,
+    # z = 0.350758 / 0.0971724 = 3.61; common effect: z = 0.346413 / 0.0677285 = 5.11
+    assert res.report() == ("r = .34, 95% CI [.16, .49], z = 3.61, p < .001 (random effects, DerSimonian-Laird), "
+                            "k = 4, N = 230; d = 0.72; Q(3) = 5.60, p = .13; I² = 46%; tau² = 0.017; "
+                            "95% prediction interval [-.34, .78]")
+    assert pool(TABLE, method="FE").report() == ("r = .33, 95% CI [.21, .45], z = 5.11, p < .001 (common-effect "
+                                                 "model), k = 4, N = 230; d = 0.71; Q(3) = 5.60, p = .13; I² = 46%")
+    assert "t(3) = " in pool(TABLE, method="DL", knapp_hartung=True).report()
+    assert "DerSimonian-Laird, Knapp-Hartung)" in pool(TABLE, method="DL", knapp_hartung=True).report()
     big = pd.DataFrame({"study": range(12), "r": np.linspace(-0.2, 0.7, 12), "n": [150] * 12})
     text = pool(big, level=0.9).report()
     assert "90% CI" in text and "Q(11) =" in text and "p < .001" in text and "N = 1,800" in text
     frame = res.to_frame()
     assert len(frame) == 1 and {"r", "r_ci_low", "pi_high", "tau2", "i2"} <= set(frame.columns)
+    # the prediction interval in r beside the one in z: tanh of the z bounds
+    assert frame.loc[0, "r_pi_high"] == pytest.approx(math.tanh(frame.loc[0, "pi_high"]))
+
+
+def test_group_sizes_win_over_n_for_d():
+    # the usual extraction sheet has n, n1 and n2: the exact variance uses the group sizes,
+    # (n1 + n2) / (n1 n2) + d² / (2 (n1 + n2)): study B, 25 + 35: 60/875 + 0.49/120 = 0.072655
+    t = pd.DataFrame({"study": ["A", "B"], "d": [0.4, 0.7], "n": [40, 60], "n1": [20, 25], "n2": [20, 35]})
+    assert pool(t, effect="d").studies["variance"].tolist()[1] == pytest.approx(60 / 875 + 0.49 / 120)
+    with pytest.raises(InvalidInputError, match="1 studies whose n is not n1 \\+ n2"):
+        pool(t.assign(n=[40, 61]), effect="d")
 
 
 @pytest.fixture(scope="module")
