@@ -483,9 +483,12 @@ class FolderSink:
                 self.writers[name].add(table)
             else:
                 self.held[name].append(table)
-        # the small tables, for the Methods paragraph
-        self.summaries.append(Detection(part.episodes, part.sessions.iloc[:0], part.clients, part.rule, part.params,
-                                        part.version, part.info))
+        # what the Methods paragraph needs, compactly (copies: a slice would keep the chunk's tables alive)
+        ids = [c for c in ("client", "rater") if c in part.clients.columns]
+        brief = part.clients[[*ids, "included"]].copy()
+        brief["reason"] = pd.Categorical(part.clients["reason"])
+        self.summaries.append(Detection(part.episodes.iloc[:0].copy(), part.sessions.iloc[:0].copy(), brief,
+                                        part.rule, part.params, part.version, part.info))
         self.params = part.params
         for k, v in _counts(part).items():
             if k == "patterns":
@@ -509,7 +512,7 @@ class FolderSink:
         return [*tables, "methods.md"]
 
     def summary(self) -> Detection:
-        """Episodes and clients of every chunk (no session rows): enough for :meth:`Detection.methods`."""
+        """The clients' inclusion and reasons of every chunk: enough for :meth:`Detection.methods`."""
         parts = self.summaries
         first = parts[0]
         return Detection(pd.concat([p.episodes for p in parts], ignore_index=True), first.sessions,
