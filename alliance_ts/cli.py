@@ -203,7 +203,7 @@ def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score", default="score", help="score column (default: score)")
     p.add_argument("--scale", default=None,
                    help="instrument id (see 'alliance-ts scales') or LOW,HIGH; scores outside are an error "
-                        "(default: no range check; recommended)")
+                        "(default: no range check; giving the scale is advised)")
     p.add_argument("--min-sessions", type=int, default=3,
                    help="fewest observed scores to analyse a client (default: 3)")
     p.add_argument("--missing", action="append", default=[], metavar="CODES",

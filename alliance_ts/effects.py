@@ -414,9 +414,16 @@ def outcome_association(
         wanted = [client, outcome] + ([therapist] if therapist is not None else []) + covs
         missing = [c for c in dict.fromkeys(wanted) if c not in outcomes.columns]
         if missing:
+            hints = []
+            if client in missing:
+                hints.append("name the outcomes' id column with client=")
+            kept = set(result.clients.columns) if isinstance(result, Detection) else set()
+            if any(c in kept for c in missing if c != client):
+                hints.append("columns kept with detect(keep=...) are in result.clients: merge them into outcomes")
             problems.append(Problem("columns", f"{len(missing)} column(s) not found in outcomes: "
                                     + ", ".join(map(repr, missing)) + "; available: "
-                                    + ", ".join(map(repr, list(outcomes.columns)[:20]))))
+                                    + ", ".join(map(repr, list(outcomes.columns)[:20]))
+                                    + (f" ({'; '.join(hints)})" if hints else "")))
         problems += _covariate_problems(outcomes, covs, (client, outcome, therapist))
     if not 0 < level < 1:
         problems.append(Problem("parameter 'level'", f"must be between 0 and 1, got {level!r}"))

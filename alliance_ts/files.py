@@ -271,7 +271,8 @@ def detect_file(
                 **({"keep": list(job.layout.keep)} if job.layout.keep else {}),
                 **({"missing_codes": {_code(k): n for k, n in sink.info.get("missing_counts", {}).items()}}
                    if job.layout.missing else {}),
-                **({"observed_range": sink.info.get("observed_range")} if sink.info.get("observed_range") else {}),
+                **({"observed_range": sink.info.get("observed_range")}
+                   if sink.info.get("observed_range") and scale is None else {}),
                 **({"dates": True, "session_every": sink.info.get("session_every")} if sink.info.get("dates")
                    else {}),
                 **{k: read_meta[k] for k in ("sep", "encoding", "decimal") if k in read_meta},
@@ -403,6 +404,10 @@ def write_result(res: Detection, path: str | os.PathLike, format: str | None = N
         problems.append(Problem("parameter 'format'", f"must be one of {', '.join(FORMATS)}; got {format!r}"))
     if table is not None and table not in TABLES:
         problems.append(Problem("parameter 'table'", f"must be one of {', '.join(TABLES)}; got {table!r}"))
+    if table is None and suffix in FORMATS and suffix != "xlsx":
+        problems.append(Problem("parameter 'path'", f"{str(target)!r} names one .{suffix} file, but the result has "
+                                f"{len(TABLES)} tables: give table= ({', '.join(map(repr, TABLES))}) to write one of "
+                                f"them, or a folder name with format={suffix!r} to write them all"))
     if problems:
         raise InvalidInputError(problems, "Detection.to_file()")
     tables = {name: user_names(res.by_client() if name == "by_client" else getattr(res, name), res.info)
@@ -419,9 +424,13 @@ def write_result(res: Detection, path: str | os.PathLike, format: str | None = N
         return [str(target)]
     written = []
     with OutputFolder(target, option="path") as folder:
-        for name, t in tables.items():
-            write_frame(t, folder.path(f"{name}{EXTENSIONS[fmt]}"), fmt, escape=escape, labels=labels)
-            written.append(f"{name}{EXTENSIONS[fmt]}")
+        if fmt == "xlsx":  # one workbook, as the command line writes it
+            write_workbook(tables, folder.path("results.xlsx"), manifest=manifest, escape=escape)
+            written.append("results.xlsx")
+        else:
+            for name, t in tables.items():
+                write_frame(t, folder.path(f"{name}{EXTENSIONS[fmt]}"), fmt, escape=escape, labels=labels)
+                written.append(f"{name}{EXTENSIONS[fmt]}")
         with open(folder.path("methods.md"), "w", encoding="utf-8") as fh:
             fh.write("# Methods\n\n" + res.methods() + "\n")
         written.append("methods.md")

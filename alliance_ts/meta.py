@@ -234,6 +234,11 @@ class Pooled:
             low, high = self.pi_in_metric()
             fmt = _r if self.effect == "r" else _d
             parts.append(f"{lev} prediction interval [{fmt(low)}, {fmt(high)}]")
+        if self.qm is not None and self.regression is not None:
+            mods = [t for t in self.regression["term"] if t != "intercept"]
+            test = (f"F({self.qm['df']}, {self.qm['df2']}) = {self.qm['stat']:.2f}" if self.qm["test"] == "F"
+                    else f"QM({self.qm['df']}) = {self.qm['stat']:.2f}")
+            parts.append(f"moderators {', '.join(mods)}: {test}, {_p(self.qm['p'])}")
         return "; ".join(parts)
 
     def pi_in_metric(self) -> tuple[float, float]:
@@ -414,8 +419,8 @@ def pool(
     >>> round(res.r, 3), round(res.tau2, 4)
     (0.337, 0.0173)
     >>> print(res.report())
-    r = .34, 95% CI [.16, .49], k = 4, N = 230; d = 0.72; Q(3) = 5.60, p = .13; I² = 46%;
-    tau² = 0.017; 95% prediction interval [-.34, .78]
+    r = .34, 95% CI [.16, .49], z = 3.61, p < .001 (random effects, DerSimonian-Laird), k = 4, N = 230;
+    d = 0.72; Q(3) = 5.60, p = .13; I² = 46%; tau² = 0.017; 95% prediction interval [-.34, .78]
     """
     problems: list[Problem] = []
     meth = method.upper() if isinstance(method, str) else method
@@ -567,9 +572,14 @@ def _effects(frame: pd.DataFrame, effect: str, value: str | None, n: str, varian
         need.append(n)
     missing = [c for c in dict.fromkeys(need) if c not in frame.columns]
     if missing:
+        hint = ""
+        if effect == "r" and value not in frame.columns and "d" in frame.columns:
+            hint = " (effects given as d: pass effect='d')"
+        elif study is not None and study in missing:
+            hint = " (name the study column with study=, or study=None to number the studies)"
         problems.append(Problem("columns", f"{len(missing)} column(s) not found in the table: "
                                 + ", ".join(map(repr, missing)) + "; available: "
-                                + ", ".join(map(repr, list(frame.columns)[:20]))))
+                                + ", ".join(map(repr, list(frame.columns)[:20])) + hint))
         return None
     k = len(frame)
     if k < 2:

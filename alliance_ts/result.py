@@ -195,7 +195,10 @@ class Detection:
             parameters, version). With ``table``: that one file. Otherwise a
             folder, written whole or not at all like the command line's
             ``--out``: ``episodes``, ``sessions``, ``clients`` and
-            ``by_client`` files, ``methods.md`` and ``manifest.json``.
+            ``by_client`` files (with ``format="xlsx"`` one workbook
+            ``results.xlsx``), ``methods.md`` and ``manifest.json``. A path
+            ending in ``.sav``, ``.dta``, ``.csv`` or ``.parquet`` names one
+            file, so it needs ``table``.
         format : {"csv", "parquet", "sav", "dta", "xlsx"}, optional
             Default: from the extension of ``path``, else CSV. SPSS and
             Stata files carry variable labels and value labels for

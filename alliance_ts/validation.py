@@ -257,7 +257,7 @@ def validate(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None, list[Pr
             problems, sess_col, layout, index, client_col, client_ids.codes)
     else:
         sess_float, sess_ok, sessions_valid = _session_problems(problems, sess_col, layout.session, index, client_col)
-        if layout.session_every is not None:
+        if layout.session_every is not None and sessions_valid:  # text that is not numbers: said above
             problems.append(Problem("parameter 'session_every'", f"numbers sessions from their dates, but column "
                                     f"{layout.session!r} does not hold dates; drop session_every (--session-every)"))
 
@@ -706,11 +706,17 @@ def _value_problems(problems, col, name, score_range, index, client_col, sess_co
             outside = np.isfinite(values) & ((values < score_range.low) | (values > score_range.high))
         if outside.any():
             named = "" if score_range.label.startswith("(") else f"{score_range.label} "
+            from .codes import code_like
+
+            codes = sorted({float(v) for v in np.unique(values[outside]) if code_like(float(v))})
+            shown = ",".join(str(int(c)) for c in codes[:5])
+            hint = (f" (missing-data codes? declare them with missing=[{shown}]; on the command line "
+                    f"--missing={shown})" if codes else "")
             problems.append(
                 _problem_rows(
                     where,
                     f"with a {word} outside the {'scale ' if word == 'score' else 'range '}{named}"
-                    f"[{score_range.low:g}, {score_range.high:g}]",
+                    f"[{score_range.low:g}, {score_range.high:g}]{hint}",
                     outside, index, client_col, sess_col, col,
                 )
             )

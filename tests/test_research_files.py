@@ -412,3 +412,40 @@ def test_scores_too_large_to_compute_with_and_a_range_scale_message():
         "(client 1, session 1, value 1e+308)"]
     assert problems_of(lambda: at.detect(df.assign(score=[70.0, 40, 41, 40]), scale=(0, 60))) == [
         "column 'score': 1 row with a score outside the scale [0, 60]; e.g. row 0 (client 1, session 1, value 70)"]
+
+
+# --------------------------------------------------------------------------
+# found by a newcomer's run of the README
+
+
+def test_to_file_xlsx_folder_is_one_workbook_and_a_file_path_needs_a_table(tmp_path):
+    df = pd.DataFrame({"client": [1] * 4, "session": [1, 2, 3, 4], "score": [50.0, 51, 38, 50]})
+    res = at.detect(df, rule="vshape", pooled_sd=1.0)
+    res.to_file(tmp_path / "labels", format="xlsx")
+    assert sorted(os.listdir(tmp_path / "labels")) == ["manifest.json", "methods.md", "results.xlsx"]
+    with pytest.raises(InvalidInputError, match=r"'.*out.sav' names one .sav file, but the result has 4 tables: "
+                                                r"give table="):
+        res.to_file(tmp_path / "out.sav")
+    assert not (tmp_path / "out.sav").exists()
+
+
+def test_codes_outside_a_declared_scale_get_the_missing_hint_and_dates_one_message():
+    df = pd.DataFrame({"client": [1] * 5, "session": range(1, 6), "score": [40.0, 999, 41, -99, 40]})
+    assert problems_of(lambda: at.detect(df, scale="wai-sr")) == [
+        "column 'score': 2 rows with a score outside the scale wai-sr:total [12, 60] (missing-data codes? declare "
+        "them with missing=[-99,999]; on the command line --missing=-99,999); e.g. row 1 (client 1, session 2, "
+        "value 999); row 3 (client 1, session 4, value -99)"]
+    text_dates = df.assign(session=["01.03.2024", "08.03.2024", "15.03.2024", "22.03.2024", "29.03.2024"],
+                           score=[40.0, 41, 40, 41, 40])
+    found = problems_of(lambda: at.detect(text_dates, session_every="7D"))
+    assert len(found) == 1 and "--date-format %d.%m.%Y" in found[0]  # not also "drop session_every"
+
+
+def test_outcomes_without_the_id_column_name_it():
+    from alliance_ts.effects import outcome_association
+
+    sim = at.simulate(60, rng=2)
+    res = at.detect(sim.scores, scale="wai-sr")
+    outcomes = sim.clients.rename(columns={"client": "pid"})
+    with pytest.raises(InvalidInputError, match=r"\(name the outcomes' id column with client=\)"):
+        outcome_association(res, outcomes, outcome="outcome")
