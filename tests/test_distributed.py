@@ -132,5 +132,6 @@ def test_rows_of_files_are_numbered_over_the_whole_table(cluster, trial, tmp_pat
         at.detect(read_dask(folder, format="parquet"), **KW)
     (problem,) = info.value.problems
     pid, week = bad.loc[2500, "pid"], bad.loc[2500, "week"]
-    assert problem.message == "1 row with a score outside the scale wai-sr:total [12, 60]"
+    assert problem.message == ("1 row with a score outside the scale wai-sr:total [12, 60] (missing-data codes? "
+                               "declare them with missing=[99]; on the command line --missing=99)")
     assert problem.examples == (f"row 2500 (client '{pid}', session {week}, value 99)",)
