@@ -398,13 +398,15 @@ def _decimal_cells(df: pd.DataFrame, decimal: str, text: Sequence[str]) -> pd.Da
         if not (df[col].dtype == np.dtype(object) or pd.api.types.is_string_dtype(df[col].dtype)):
             continue
         cells = df[col].astype(object)
-        is_text = cells.map(lambda v: isinstance(v, str))
-        if not bool(is_text.any()):
-            continue
-        numbers = pd.to_numeric(cells[is_text].str.strip().str.replace(decimal, ".", regex=False), errors="coerce")
-        if bool(numbers.notna().any()):
+        # vectorised string operations (a text covariate column can have millions of cells)
+        written = cells.astype("string").str.strip().str.replace(decimal, ".", regex=False)
+        numbers = pd.to_numeric(written, errors="coerce")
+        # only cells written with the decimal mark: "12" stays as written (the validator reads it as a
+        # number where a number is wanted; a text covariate such as a site code keeps its text)
+        found = (numbers.notna() & written.str.contains(".", regex=False)).fillna(False).astype(bool)
+        if bool(found.any()):
             fixed = cells.copy()
-            fixed[numbers.index[numbers.notna()]] = numbers[numbers.notna()]
+            fixed[found] = numbers[found].astype(float)
             df[col] = fixed
     return df
 

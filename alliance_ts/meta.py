@@ -730,11 +730,15 @@ def _q_gen(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: float) -> float:
 
 def _pm(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
     df = len(y) - X.shape[1]
-    f = lambda t: _q_gen(y, v, X, t) - df
+    return _root_from_zero(lambda t: _q_gen(y, v, X, t) - df, y, v)
+
+
+def _root_from_zero(f: Any, y: np.ndarray, v: np.ndarray) -> float:
+    """The tau² >= 0 where the decreasing function ``f`` crosses 0 (0 when it starts at or below 0)."""
     if f(0.0) <= 0:
         return 0.0
     hi = max(float(np.var(y)), float(v.max()), 1e-4)
-    while f(hi) > 0:
+    while f(hi) > 0:  # widen the bracket until the sign changes
         hi *= 4
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-14, rtol=1e-12))
 
@@ -758,13 +762,7 @@ def _reml_score(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: float) -> flo
 
 
 def _reml(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
-    f = lambda t: _reml_score(y, v, X, t)
-    if f(0.0) <= 0:
-        return 0.0
-    hi = max(float(np.var(y)), float(v.max()), 1e-4)
-    while f(hi) > 0:
-        hi *= 4
-    return float(optimize.brentq(f, 0.0, hi, xtol=1e-14, rtol=1e-12))
+    return _root_from_zero(lambda t: _reml_score(y, v, X, t), y, v)
 
 
 def _tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str) -> float:

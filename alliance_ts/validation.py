@@ -441,6 +441,8 @@ def _column_problems(frame: pd.DataFrame, layout: Layout) -> list[Problem]:
         hint = "; ".join(layout.hints) or (
             "name yours with client=, session=, score=; on the command line --client, --session, --score"
         )
+        if any(c in layout.keep for c in missing):
+            hint += "; covariates to keep are named with keep= (--keep)"
         problems.append(
             Problem(
                 "columns",

@@ -3,26 +3,14 @@
 import hashlib
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import run
 
 import alliance_ts as at
 from alliance_ts import cli
 from alliance_ts.rules import list_rules
-
-SCRIPT = Path(sys.executable).parent / "alliance-ts"
-
-
-def run(*args, cwd):
-    """Run the installed command; returns (exit status, stdout, stderr)."""
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "alliance_ts"]
-    done = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    return done.returncode, done.stdout, done.stderr
 
 
 def error_lines(stderr):

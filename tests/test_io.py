@@ -3,27 +3,15 @@
 Each test writes the real file and runs the command as a subprocess, as a user would.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runner import run
 
 import alliance_ts as at
 from alliance_ts.errors import InvalidInputError
 from alliance_ts.io import escape_formulas, iter_chunks, read_table
-
-SCRIPT = Path(sys.executable).parent / "alliance-ts"
-
-
-def run(*args, cwd, env=None):
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "alliance_ts"]
-    done = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
-    return done.returncode, done.stdout, done.stderr
 
 
 def course(client, scores):

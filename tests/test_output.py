@@ -11,24 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import COMMAND, run
 
 import alliance_ts as at
 from alliance_ts.errors import InvalidInputError
 from alliance_ts.files import detect_file
 from alliance_ts.output import OutputFolder
-
-SCRIPT = Path(sys.executable).parent / "alliance-ts"
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "alliance_ts"]
-
-
-def run(*args, cwd, umask=None):
-    def preexec():
-        if umask is not None:
-            os.umask(umask)
-
-    done = subprocess.run(COMMAND + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, preexec_fn=preexec)
-    return done.returncode, done.stdout, done.stderr
 
 
 def leftovers(folder: Path) -> list[str]:

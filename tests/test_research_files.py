@@ -3,27 +3,16 @@ files written here, the command line run as a subprocess, the outputs read back.
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
+from cli_runner import run
 
 import alliance_ts as at
 from alliance_ts.errors import InvalidInputError
 from alliance_ts.io import read_table
-
-SCRIPT = Path(sys.executable).parent / "alliance-ts"
-
-
-def run(*args, cwd):
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "alliance_ts"]
-    done = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    return done.returncode, done.stdout, done.stderr
 
 
 def problems_of(call):
