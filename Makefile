@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test bench docs figures venv clean
 
 # `make bench` reruns the accuracy (about 30 s), speed (about 2 min),
-# change-point (about 3 min) and command-line (about 3 min) benchmarks and
-# rewrites benchmarks/results/.
+# change-point (about 3 min), command-line (about 3 min) and monitoring
+# (about 1 min) benchmarks and rewrites benchmarks/results/.
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/changepoint_speed.py
 	$(PY) benchmarks/cli_speed.py
+	$(PY) benchmarks/monitor.py
 
 # `make docs` builds the documentation site into docs/_build/html (warnings are
 # errors; every example is executed and every figure drawn by the build).

@@ -14,10 +14,13 @@ from . import accessor as _accessor  # noqa: F401  (registers df.alliance)
 from . import effects, plot
 from ._version import __version__
 from .compare import Agreement, agreement
+from .convergence import Convergence, carry_type, convergence
 from .detect import detect
 from .errors import AllianceError, AllianceWarning, InvalidInputError, Problem, RuleError, UnknownRuleError
 from .evaluate import Evaluation, evaluate
 from .input import to_long
+from .monitor import Alerts, Monitor, caseload, fit_prior, list_monitor_rules, monitor
+from .reliability import CoderAgreement, coder_agreement
 from .result import Detection
 from .rules import DEFAULT_RULE, Rule, list_rules, register_preset, register_rule, unregister_rule
 from .scales import Scale, get_scale, list_scales
@@ -28,11 +31,15 @@ from .simulate import Simulation, simulate
 __all__ = [
     "DEFAULT_RULE",
     "Agreement",
+    "CoderAgreement",
+    "Convergence",
+    "Alerts",
     "AllianceError",
     "AllianceWarning",
     "Detection",
     "Evaluation",
     "InvalidInputError",
+    "Monitor",
     "Problem",
     "Rule",
     "RuleError",
@@ -41,14 +48,21 @@ __all__ = [
     "UnknownRuleError",
     "__version__",
     "agreement",
+    "caseload",
+    "carry_type",
     "classify_shape",
+    "coder_agreement",
+    "convergence",
     "detect",
     "effects",
     "plot",
     "evaluate",
+    "fit_prior",
     "get_scale",
     "list_rules",
+    "list_monitor_rules",
     "list_scales",
+    "monitor",
     "simulate",
     "register_preset",
     "register_rule",

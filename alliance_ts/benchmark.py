@@ -74,8 +74,11 @@ def rule_settings(rules: Iterable[str] | None = None) -> dict[str, dict[str, Any
     ``sudden_loss`` has no default cut-off; the benchmark uses the reliable
     change index with reliability 0.9 (a typical alliance-scale alpha) and
     the SD of the first scores. With ``rules=None`` the list also holds
-    ``changepoint_calibrated`` (``changepoint`` with ``penalty="calibrated"``);
-    rules that read questionnaire answers (``psq``) are not in it.
+    ``changepoint_calibrated`` (``changepoint`` with ``penalty="calibrated"``)
+    and the rules that read other data than scores, each on what the
+    simulator draws for it: ``psq`` on the patient's and the therapist's
+    simulated answers (``psq_patient``, ``psq_therapist``), ``observer`` and
+    ``observer_significant`` on coder A's simulated codes.
     """
     table = list_rules()
     names = list(table.loc[table["input"] == "scores", "name"]) if rules is None else list(rules)
@@ -84,7 +87,26 @@ def rule_settings(rules: Iterable[str] | None = None) -> dict[str, dict[str, Any
     if rules is None:
         # the calibrated change-point penalty is an option worth measuring too
         settings["changepoint_calibrated"] = {"rule": "changepoint", "penalty": "calibrated"}
+        for rater in ("patient", "therapist"):
+            settings[f"psq_{rater}"] = {"rule": "psq", **OTHER_INPUTS["psq"], "pick": rater}
+        for name in ("observer", "observer_significant"):
+            settings[name] = {"rule": name, **OTHER_INPUTS["observer"], "pick": "A"}
     return settings
+
+
+#: How the benchmark reads the simulated answers and codes (``Simulation.psq``, ``Simulation.observer``).
+OTHER_INPUTS: dict[str, dict[str, Any]] = {
+    "psq": {"rater": "rater", "addressed": "addressed"},
+    "observer": {"coder": "coder", "resolution": "resolution", "significance": "significance",
+                 "resolved": "resolved", "contribution": "contribution"},
+}
+
+
+def _input(settings: Mapping[str, Any]) -> str:
+    """What a benchmark entry reads: ``"scores"``, ``"psq"`` or ``"observer"``."""
+    if "coder" in settings:
+        return "observer"
+    return "psq" if "rater" in settings else "scores"
 
 
 def run_accuracy(
@@ -117,7 +139,8 @@ def run_accuracy(
         ``rule``, ``params`` and the metrics of :class:`~alliance_ts.Evaluation`
         (``precision``, ``recall``, ``f1``, ``status_accuracy``, ``kappa``,
         ``false_alarm_rate``, ``start_error``, ``repair_error``, counts) plus
-        ``seconds`` spent in :func:`~alliance_ts.detect`.
+        ``seconds`` spent in :func:`~alliance_ts.detect` and ``input`` (what
+        the rule read: ``scores``, ``psq`` answers or ``observer`` codes).
     """
     names = list(SCENARIOS) if scenarios is None else list(scenarios)
     if rules is None:
@@ -127,20 +150,29 @@ def run_accuracy(
     else:
         settings = rule_settings(rules)
     rows = []
+    kinds = {rule: _input(params) for rule, params in settings.items()}
     for name in names:
         scenario = SCENARIOS[name]
         scale = scenario.params.get("scale", "wai-sr")
         for seed in seeds:
-            sim = simulate(n_clients, rng=seed, **scenario.params)
+            # the answers and codes come from streams of their own: the scores are the same either way
+            sim = simulate(n_clients, rng=seed, psq="psq" in kinds.values(), observer="observer" in kinds.values(),
+                           **scenario.params)
             for rule, params in settings.items():
                 rule_name = params.get("rule", rule)
-                kwargs = {k: v for k, v in params.items() if k != "rule"}
+                kwargs = {k: v for k, v in params.items() if k not in ("rule", "pick")}
+                kind = kinds[rule]
                 t0 = time.perf_counter()
-                res = detect(sim.scores, rule=rule_name, scale=scale, **kwargs)
+                if kind == "scores":
+                    res = detect(sim.scores, rule=rule_name, scale=scale, **kwargs)
+                else:
+                    res = detect(sim.psq if kind == "psq" else sim.observer, rule=rule_name, **kwargs)
+                    res = res.for_rater(params["pick"])
                 seconds = time.perf_counter() - t0
                 m = evaluate(res, sim, margin=margin)
-                row = {"scenario": name, "seed": seed, "rule": rule,
-                       "params": ", ".join(f"{k}={v!r}" for k, v in kwargs.items())}
+                shown = {k: v for k, v in kwargs.items() if kind == "scores" or k not in OTHER_INPUTS[kind]}
+                row = {"scenario": name, "seed": seed, "rule": rule, "input": kind,
+                       "params": ", ".join(f"{k}={v!r}" for k, v in shown.items())}
                 row.update({str(k): v for k, v in m.to_series().to_dict().items()})
                 row["seconds"] = seconds
                 rows.append(row)
@@ -149,6 +181,8 @@ def run_accuracy(
 
 def markdown(df: pd.DataFrame, seeds, n_clients: int, seconds: float) -> str:
     """The Markdown report of a :func:`run_accuracy` table."""
+    other = df[df["input"] != "scores"] if "input" in df else df.iloc[:0]
+    df = df[df["input"] == "scores"] if "input" in df else df
     mean = df.groupby(["scenario", "rule"]).mean(numeric_only=True)
     order = [s for s in SCENARIOS if s in set(df["scenario"])]
     rules = list(dict.fromkeys(df["rule"]))
@@ -222,7 +256,43 @@ def markdown(df: pd.DataFrame, seeds, n_clients: int, seconds: float) -> str:
             parts.append(
                 f"| {scen} | `{name}` | {best_pub[scen]:.2f} | {f1.loc[scen, 'recommended']:.2f} | {gap[scen]:+.2f} |"
             )
+    if len(other):
+        parts += _other_inputs(other, order, table)
     return "\n".join(parts) + "\n"
+
+
+def _other_inputs(other: pd.DataFrame, order: list[str], table: Any) -> list[str]:
+    """The section on the rules that read simulated questionnaire answers and observer codes."""
+    mean = other.groupby(["scenario", "rule"]).mean(numeric_only=True)
+    rules = list(dict.fromkeys(other["rule"]))
+    out = [
+        "",
+        "## Self-report and observer rules on simulated answers and codes",
+        "",
+        "These rules do not read the scores: `psq` reads the simulated Post-Session Questionnaire answers of the "
+        "patient (`psq_patient`) or the therapist (`psq_therapist`), `observer` and `observer_significant` the "
+        "simulated 3RS-style codes of coder A (`alliance_ts.simulate(psq=True, observer=True)`). How often those "
+        "answers and codes report a planted rupture, or one that is not there, is set by the simulator (its "
+        "docstring gives the numbers, all the library's choices), so these rows measure the rules' episode "
+        "construction on data of a known quality, not how well patients, therapists or observers see ruptures. "
+        "Every planted rupture, whatever its depth in scores, is equally visible to them, which is why they do "
+        "not depend on the scenario's depth. `observer` counts every coded marker (background markers at .01 per "
+        "segment and type make most clients 'ruptured', as in 3RS studies where ruptures are coded in most "
+        "sessions); `observer_significant` only sessions rated 3+ of 5 in significance.",
+        "",
+        "### F1",
+        "",
+        table(mean["f1"].unstack().reindex(order)[rules], "{:.2f}", skip_no_ruptures=True),
+        "",
+        "### False-alarm rate",
+        "",
+        table(mean["false_alarm_rate"].unstack().reindex(order)[rules], "{:.1%}", best="min"),
+        "",
+        "### Recall",
+        "",
+        table(mean["recall"].unstack().reindex(order)[rules], "{:.2f}", skip_no_ruptures=True),
+    ]
+    return out
 
 
 def plots(df: pd.DataFrame, out: Path) -> None:
@@ -235,6 +305,7 @@ def plots(df: pd.DataFrame, out: Path) -> None:
     except ImportError:  # pragma: no cover - the bench extra installs it
         print("matplotlib not installed: pip install 'alliance_ts[bench]'; skipping plots")
         return
+    df = df[df["input"] == "scores"] if "input" in df else df  # the figures compare the score rules
     mean = df.groupby(["scenario", "rule"]).mean(numeric_only=True)
     order = [s for s in SCENARIOS if s in set(df["scenario"]) and s != "no_ruptures"]
     rules = list(dict.fromkeys(df["rule"]))

@@ -1,7 +1,7 @@
 """The ``alliance-ts`` command.
 
 Subcommands: ``detect`` (label a file), ``plot`` (draw a file's labels),
-``rules`` (list the rules),
+``rules`` (list the rules), ``monitor`` (update a live monitoring state),
 ``scales`` (list the instruments), ``simulate`` (write a synthetic trial and
 its truth) and ``bench`` (the accuracy benchmark). Every subcommand has
 ``--help`` with examples.
@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     b.add_argument("--clients", type=int, default=400)
     b.add_argument("--scenarios", nargs="+", default=None)
+
+    from . import monitor_cli
+
+    monitor_cli.add_parser(sub)
     return parser
 
 
@@ -281,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         commands = {"detect": _detect, "plot": _plot, "rules": _rules, "scales": _scales, "simulate": _simulate,
-                    "bench": _bench}
+                    "bench": _bench, "monitor": _monitor}
         return commands[args.command](args, argv)
     except InvalidInputError as err:
         return _fail(err.problems)
@@ -391,10 +395,13 @@ def _plot(args, argv) -> int:
 
 def _draw(args, res, folder, plot, plt) -> int:
     rater = args.rater
-    if "rater" in res.clients.columns:
-        raters = {str(r): r for r in dict.fromkeys(res.clients["rater"])}
+    from .result import group_column
+
+    key = group_column(res.clients)
+    if key is not None:
+        raters = {str(r): r for r in dict.fromkeys(res.clients[key])}
         if rater is None or rater not in raters:
-            return _fail([f"--rater: choose one of {', '.join(sorted(raters))}"])
+            return _fail([f"--rater: choose the {key} to draw, one of {', '.join(sorted(raters))}"])
         res = res.for_rater(raters[rater])
     ids = {str(c): c for c in res.clients["client"]}
     unknown = [c for c in args.clients if c not in ids]
@@ -495,6 +502,12 @@ def _bench(args, argv) -> int:
     print(summary.round(3).to_string())
     print(f"wrote accuracy.csv, accuracy.md and plots to {args.out}")
     return 0
+
+
+def _monitor(args, argv) -> int:
+    from .monitor_cli import run
+
+    return run(args, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,10 @@ The demo generates a trial with :func:`alliance_ts.simulate` (so the true
 episodes are known), labels it with the default rule, prints a summary a
 researcher can read, compares every registered rule with the planted truth,
 relates the labels to the simulated outcomes in the meta-analysis' metric,
-labels the simulated Post-Session Questionnaires, and writes the output tables
-as CSV files (and two figures when matplotlib is installed).
+labels the simulated Post-Session Questionnaires and observer codes, reports
+the coders' reliability and how the three ways of seeing a rupture agree, and
+writes the output tables as CSV files (and figures when matplotlib is
+installed).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import pandas as pd
 
 from . import __version__
 from .compare import agreement
+from .convergence import convergence
 from .detect import detect
 from .effects import SmallGroupWarning, outcome_association
 from .evaluate import evaluate
+from .reliability import coder_agreement
 from .result import Detection
 from .rules import DEFAULT_RULE, list_rules
 from .shape import classify_shape
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rule", default=DEFAULT_RULE, help=f"rule for the main labels (default: {DEFAULT_RULE})")
     args = parser.parse_args(argv)
 
-    sim = simulate(args.clients, rng=args.seed, psq=True, **DEMO_TRIAL)
+    sim = simulate(args.clients, rng=args.seed, psq=True, observer=True, **DEMO_TRIAL)
     scores = sim.scores
     n_sessions = scores.groupby("client").size()
     print(f"alliance_ts {__version__} demo")
@@ -144,6 +148,27 @@ def main(argv: list[str] | None = None) -> int:
               f"{a.percent:.0%} agree (n = {a.n})")
     print()
 
+    obs = detect(sim.observer, rule="observer_significant", coder="coder", resolution="resolution",
+                 resolved="resolved", contribution="contribution")
+    coder_a = obs.for_coder("A")
+    print("Observer codes: simulated 3RS-style codes (two coders, 10 five-minute segments a session),")
+    print("rule 'observer_significant' (a session with a marker rated 3+ of 5 in significance):")
+    print(f"  coder A: {len(coder_a.episodes)} episodes; " + ", ".join(
+        f"{kind} {int((coder_a.episodes['type'] == kind).sum())}" for kind in ("confrontation", "withdrawal", "both")))
+    rel = coder_agreement(obs)
+    print("  coder reliability (sessions coded by both; ICC [95% CI]):")
+    print("    " + rel.table()[["measure", "n_sessions", "ICC(A,1)", "ICC(C,1)"]].to_string(index=False)
+          .replace("\n", "\n    "))
+    kappa = rel.kappa.set_index("label")["kappa"].astype(float)
+    print(f"    session has a rupture: kappa {kappa['rupture']:.2f}; its type: kappa {kappa['type']:.2f}")
+    conv = convergence({"observer": coder_a, "psq": psq, args.rule: res})
+    print("  convergence of the three ways of seeing a rupture (kappa [95% CI], sessions both observed;")
+    print("  clients: any rupture):")
+    for row in conv.pairs.itertuples():
+        print(f"    {row.a:>15} vs {row.b:<15} {row.level:>7}: kappa {row.kappa:.2f} "
+              f"[{row.kappa_low:.2f}, {row.kappa_high:.2f}], n = {row.n}")
+    print()
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tables = {
@@ -157,13 +182,17 @@ def main(argv: list[str] | None = None) -> int:
         "outcomes.csv": sim.clients[["client", "pattern", "outcome"]],
         "psq_answers.csv": sim.psq,
         "psq_episodes.csv": psq.episodes,
+        "observer_codes.csv": sim.observer,
+        "observer_episodes.csv": obs.episodes,
+        "coder_reliability.csv": rel.icc,
+        "convergence.csv": conv.pairs,
     }
     for fname, frame in tables.items():
         if frame is not None:
             frame.to_csv(out / fname, index=False)
     (out / "methods.md").write_text("# Methods\n\n" + res.methods() + "\n", encoding="utf-8")
     written = [*tables, "methods.md"]
-    written += _figures(res, out)
+    written += _figures(res, out, conv)
     print(f"Wrote {', '.join(written)} to {out.resolve()}")
     return 0
 
@@ -180,7 +209,7 @@ def _truth_as_detection(sim, like: Detection) -> Detection:
     return Detection(truth, like.sessions.iloc[:0], clients, "truth", {}, like.version)
 
 
-def _figures(res: Detection, out: Path) -> list[str]:
+def _figures(res: Detection, out: Path, conv: Any) -> list[str]:
     try:
         import matplotlib
 
@@ -195,8 +224,9 @@ def _figures(res: Detection, out: Path) -> list[str]:
     grid = plot.panel(res, n=6, ncols=3)
     grid[0, 0].figure.savefig(out / "clients.png", dpi=110)
     plot.average_episode(res).figure.savefig(out / "average_episode.png", dpi=110)
+    conv.plot().savefig(out / "convergence.png", dpi=110)
     matplotlib.pyplot.close("all")
-    return ["overview.png", "clients.png", "average_episode.png"]
+    return ["overview.png", "clients.png", "average_episode.png", "convergence.png"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,6 +49,7 @@ from .result import PHASES, Detection
 __all__ = [
     "CLUSTER_METHODS",
     "CONTRASTS",
+    "TYPE_CONTRASTS",
     "FEW_CLUSTERS",
     "SMALL_GROUP",
     "FewClustersWarning",
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 CONTRASTS = ("repaired_vs_unresolved", "repaired_vs_no_rupture", "n_repairs")
+#: Contrasts of results whose episodes have a rupture type (the observer and psq rules).
+TYPE_CONTRASTS = ("confrontation_vs_withdrawal", "resolved_within_vs_not")
 CLUSTER_METHODS = ("mixed", "robust")
 
 #: Groups (two-group contrasts) or samples (``n_repairs``) below this many clients
@@ -189,7 +192,14 @@ def outcome_association(
         The client id column of ``outcomes``.
     contrast : str or list of str, optional
         Any of ``"repaired_vs_unresolved"``, ``"repaired_vs_no_rupture"``,
-        ``"n_repairs"``; default all three.
+        ``"n_repairs"``; default all three. For a result whose episodes have
+        a rupture ``type`` and ``resolved_within`` (the ``observer`` and
+        ``psq`` rules) also ``"confrontation_vs_withdrawal"`` (clients all of
+        whose ruptures showed confrontation markers, none withdrawal, vs the
+        reverse; clients with both kinds are in neither group) and
+        ``"resolved_within_vs_not"`` (clients all of whose ruptures were
+        resolved within the session they began vs clients none of whose
+        ruptures were), both in the default then.
     higher_is_better : bool, default True
         Whether a larger outcome is a better one. With False (e.g. symptom
         scores after treatment) the signs are flipped, so that a positive r
@@ -400,12 +410,20 @@ def outcome_association(
     1  repaired_vs_no_rupture  383          12  mixed model   sessions
     2               n_repairs  400          12  mixed model   sessions
     """
-    contrasts = list(CONTRASTS) if contrast is None else ([contrast] if isinstance(contrast, str) else list(contrast))
+    typed = isinstance(result, Detection) and {"type", "resolved_within"} <= set(result.episodes.columns)
+    default = list(CONTRASTS) + (list(TYPE_CONTRASTS) if typed else [])
+    contrasts = default if contrast is None else ([contrast] if isinstance(contrast, str) else list(contrast))
     covs = [] if covariates is None else ([covariates] if isinstance(covariates, str) else list(covariates))
     problems: list[Problem] = []
-    bad = [c for c in contrasts if c not in CONTRASTS]
+    bad = [c for c in contrasts if c not in CONTRASTS + TYPE_CONTRASTS]
     if bad:
-        problems.append(Problem("parameter 'contrast'", f"unknown contrast(s) {bad}; valid: {', '.join(CONTRASTS)}"))
+        problems.append(Problem("parameter 'contrast'", f"unknown contrast(s) {bad}; valid: "
+                                f"{', '.join(CONTRASTS + TYPE_CONTRASTS)}"))
+    untyped = [c for c in contrasts if c in TYPE_CONTRASTS]
+    if untyped and isinstance(result, Detection) and not typed:
+        problems.append(Problem("parameter 'contrast'", f"{', '.join(untyped)} need(s) rupture types and "
+                                f"within-session resolution, which rule {result.rule!r} does not give; use a result "
+                                "of the observer or psq rule"))
     if not isinstance(result, Detection):
         problems.append(Problem("parameter 'result'", f"expected a Detection, got {type(result).__name__}"))
     if not isinstance(outcomes, pd.DataFrame):
@@ -456,6 +474,22 @@ def outcome_association(
         for c in contrasts:
             if c == "n_repairs":
                 rows.append(_correlation(phase, n_rep, values, level, adj))
+                continue
+            if c == "confrontation_vs_withdrawal":
+                kind = eps["type"].astype(str)
+                conf = eps[kind.isin(["confrontation", "both"])].groupby("client").size()
+                withd = eps[kind.isin(["withdrawal", "both"])].groupby("client").size()
+                n_c = conf.reindex(ids, fill_value=0).to_numpy()
+                n_w = withd.reindex(ids, fill_value=0).to_numpy()
+                rows.append(_two_groups(c, phase, "confrontation", "withdrawal", values, (n_c > 0) & (n_w == 0),
+                                        (n_w > 0) & (n_c == 0), level, adj))
+                continue
+            if c == "resolved_within_vs_not":
+                within = eps["resolved_within"].astype(bool)
+                yes = eps[within].groupby("client").size().reindex(ids, fill_value=0).to_numpy()
+                no = eps[~within].groupby("client").size().reindex(ids, fill_value=0).to_numpy()
+                rows.append(_two_groups(c, phase, "resolved_within", "not_within", values, (yes > 0) & (no == 0),
+                                        (no > 0) & (yes == 0), level, adj))
                 continue
             g1 = (n_rep > 0) & (n_unr == 0)
             g2 = (n_unr > 0) & (n_rep == 0) if c == "repaired_vs_unresolved" else none_at_all

@@ -62,6 +62,7 @@ EXTENSIONS = {"csv": ".csv", "parquet": ".parquet", "sav": ".sav", "dta": ".dta"
 COLUMN_LABELS = {
     "client": "Client id",
     "rater": "Rater id",
+    "coder": "Coder id",
     "session": "Session number",
     "score": "Alliance score",
     "label": "Session label (none, rupture, repair, unresolved)",
@@ -99,9 +100,22 @@ COLUMN_LABELS = {
     "n_tested": "Intervals tested",
     "n_untestable": "Intervals that could not be tested",
     "n_segments": "Number of constant-mean segments",
-    "type": "Rupture type (self-report)",
+    "type": "Rupture type (confrontation, withdrawal, both)",
     "intensity": "Rupture intensity (self-report)",
-    "resolved_within": "Resolved within the session (self-report)",
+    "resolved_within": "Resolved within the session it began",
+    "n_confrontation": "Episodes with confrontation markers",
+    "n_withdrawal": "Episodes with withdrawal markers",
+    "withdrawal": "Withdrawal (item answer, or markers coded in the session)",
+    "confrontation": "Confrontation markers coded in the session",
+    "resolution": "Resolution strategies coded in the session",
+    "resolution_late": "Resolution strategies at or after the last rupture marker",
+    "segments": "Segments coded in the session",
+    "significance": "Highest rupture significance rating",
+    "resolved": "Resolution rating (resolved by the end of the session)",
+    "contribution": "Therapist contribution rating",
+    "resolved_in_session": "Rupture resolved within this session (observer)",
+    "rupture": "Rupture item answer (PSQ), or the session has a rupture (observer)",
+    "frequency": "Highest rupture markers per coded segment (observer)",
 }
 
 #: Most data rows of an Excel sheet (1,048,576 rows, one of them the header).
@@ -715,7 +729,7 @@ def _stat_numbers(table: _StatTable, col: str, values: np.ndarray, fmt: str,
     whole = values[finite]
     if whole.size and np.all(whole == np.floor(whole)) and np.abs(whole).max() <= _EXACT:
         table.formats[col] = _int_format(whole.min(), whole.max(), fmt)
-    table.measures[col] = "nominal" if col in ("client", "rater") else "scale"
+    table.measures[col] = "nominal" if col in ("client", "rater", "coder") else "scale"
 
 
 def _stat_text(table: _StatTable, col: str, s: pd.Series, fmt: str) -> None:

@@ -54,7 +54,7 @@ from .io import (
 )
 from .output import OutputFolder
 from .pipeline import ChunkSource, FrameSource, Job, _check_keep, merge_info, plan, run, whole_clients
-from .result import PATTERNS, Detection
+from .result import PATTERNS, Detection, group_column
 from .validation import check_number
 
 __all__ = ["FolderSink", "detect_file", "json_safe", "load_frame", "user_names"]
@@ -493,7 +493,7 @@ class FolderSink:
             else:
                 self.held[name].append(table)
         # what the Methods paragraph needs, compactly (copies: a slice would keep the chunk's tables alive)
-        ids = [c for c in ("client", "rater") if c in part.clients.columns]
+        ids = [c for c in ("client", "rater", "coder") if c in part.clients.columns]
         brief = part.clients[[*ids, "included"]].copy()
         brief["reason"] = pd.Categorical(part.clients["reason"])
         self.summaries.append(Detection(part.episodes.iloc[:0].copy(), part.sessions.iloc[:0].copy(), brief,
@@ -503,8 +503,8 @@ class FolderSink:
             if k == "patterns":
                 for p, n in v.items():
                     self.counts["patterns"][p] += n
-            elif k == "raters":
-                raters = self.counts.setdefault("raters", {})
+            elif k in ("raters", "coders"):
+                raters = self.counts.setdefault(k, {})
                 for r, n in v.items():
                     raters[r] = raters.get(r, 0) + n
             else:
@@ -627,10 +627,11 @@ def _counts(res: Detection) -> dict[str, Any]:
         "unresolved": int((e["status"] == "unresolved").sum()),
         "patterns": {k: int(v) for k, v in patterns.items()},
     }
-    if "rater" in c.columns:  # psq: one clients row per client and rater; the counts above are of those rows
+    key = group_column(c)
+    if key is not None:  # psq/observer: one clients row per client and rater (coder); the counts above are of those
         counts["clients"] = int(c["client"].nunique())
-        counts["client_rater_rows"] = int(len(c))
-        counts["raters"] = {str(r): int(n) for r, n in c["rater"].value_counts(sort=False).items()}
+        counts[f"client_{key}_rows"] = int(len(c))
+        counts[f"{key}s"] = {str(r): int(n) for r, n in c[key].value_counts(sort=False).items()}
     return counts
 
 

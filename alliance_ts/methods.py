@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InvalidInputError, Problem
-from .result import Detection
+from .result import Detection, group_column
 
 __all__ = ["library_citation", "methods_text"]
 
@@ -144,13 +144,14 @@ def _family(spec: Any) -> str:
     if spec is None:
         return ""
     from .rules.changepoint import ChangePoint
+    from .rules.observer import Observer
     from .rules.psq import Psq
     from .rules.robust import RobustDrop
     from .rules.sudden_loss import SuddenLoss
     from .rules.vshape import VShape
 
     for cls, name in ((VShape, "vshape"), (SuddenLoss, "sudden_loss"), (RobustDrop, "robust"),
-                      (ChangePoint, "changepoint"), (Psq, "psq")):
+                      (ChangePoint, "changepoint"), (Psq, "psq"), (Observer, "observer")):
         if spec.cls is cls:
             return name
     return ""
@@ -166,8 +167,9 @@ def _base_name(spec: Any) -> str | None:
 
 
 def _rule_sentence(result: Detection, spec: Any, family: str) -> str:
-    what = "Ruptures reported in post-session questionnaires" if family == "psq" else \
-        "Alliance ruptures in the session-by-session alliance scores"
+    what = {"psq": "Ruptures reported in post-session questionnaires",
+            "observer": "Ruptures coded by observers of the session recordings"}.get(
+        family, "Alliance ruptures in the session-by-session alliance scores")
     head = (f'{what} were identified with the rule "{result.rule}" of alliance_ts '
             f'(version {result.version or "unknown"})')
     if spec is None:
@@ -191,6 +193,8 @@ def _criterion(family: str, p: dict[str, Any], spec: Any, refs: list[str]) -> li
         return _changepoint(p, refs)
     if family == "psq":
         return _psq(p, refs)
+    if family == "observer":
+        return _observer(p, refs)
     if spec is not None and spec.reference.strip():
         ref = spec.reference.strip()
         if not ref.lower().startswith("alliance_ts"):
@@ -416,10 +420,48 @@ def _psq(p: dict[str, Any], refs: list[str]) -> list[str]:
     ]
 
 
+def _observer(p: dict[str, Any], refs: list[str]) -> list[str]:
+    from .rules.observer import EUBANKS_2019
+
+    refs.append(EUBANKS_2019.split("; manual")[0] + ".")
+    coder = (f"Each coder's codes (column {p['coder']!r}) were labelled separately. "
+             if p.get("coder") is not None else "")
+    unit = ("Sessions were coded in segments; a session's marker counts were added over its coded segments (a "
+            "segment with at least one marker cell filled in; empty cells in a coded segment counted as not "
+            "marked). " if p.get("segment") is not None else "Each row of the codes was one session. ")
+    kinds = _join([k for k in ("withdrawal", "confrontation") if p.get(k) is not None])
+    sig = (f" and its highest rupture significance rating was {_num(p['significance_at'])} or higher"
+           if p.get("significance_at") is not None else "")
+    by = p.get("resolved_by", "auto")
+    if by == "auto" and p.get("resolution") is None:
+        by = "rating"
+    if by == "auto" and p.get("resolved") is None:
+        by = "strategies"
+    rating = (f"its resolution rating was {_num(p.get('resolved_at'))} or higher (ratings coded "
+              f"{_num(p.get('rating_low'))} to {_num(p.get('rating_high'))})")
+    strategy = "a resolution strategy was coded in the segment of the last rupture marker or later"
+    resolved = {"rating": rating, "strategies": strategy,
+                "auto": f"{rating}, or, in sessions without that rating, {strategy}"}[by]
+    if p.get("resolved") is None and p.get("resolution") is None:
+        resolved = "never (neither a resolution rating nor resolution strategies were coded)"
+    also = ", or had no rupture" if p.get("repair", "resolved_or_absent") == "resolved_or_absent" else ""
+    return [
+        f"{coder}{unit}A coded session had a rupture when it held at least {_num(p.get('markers_at'))} "
+        f"rupture marker(s) ({kinds} markers counted together){sig}, and the rupture was resolved within the "
+        f"session when {resolved}. "
+        "Outside an episode such a session opened one (repaired within the session when resolved); an open "
+        f"episode was repaired at the first later coded session whose rupture was resolved{also}; an episode "
+        "still open at the last coded session was unresolved. Sessions that were not coded were skipped.",
+        "The coded markers, strategies and ratings are those of the Rupture Resolution Rating System (Eubanks et "
+        "al., 2019); the session and resolution criteria and the construction of multi-session episodes are the "
+        "library's choices, not a published scoring rule.",
+    ]
+
+
 # --------------------------------------------------------------------------
 # parameters, inclusion, missing data, scale, dates
 
-_NOT_RULE = ("scale", "min_sessions", "rater_selected")
+_NOT_RULE = ("scale", "min_sessions", "rater_selected", "coder_selected")
 
 
 def _parameter_sentences(result: Detection, spec: Any) -> list[str]:
@@ -452,13 +494,14 @@ def _parameter_sentences(result: Detection, spec: Any) -> list[str]:
 
 def _inclusion_sentences(result: Detection, spec: Any, family: str) -> list[str]:
     c = result.clients
-    unit = "sessions with answers" if family == "psq" else "observed scores"
+    unit = {"psq": "sessions with answers", "observer": "coded sessions"}.get(family, "observed scores")
     if spec is not None:
         try:
             unit = spec.cls(**spec.defaults).reads().unit
         except TypeError:  # a function rule with a required parameter
             pass
-    rated = "rater" in c.columns
+    key = group_column(c)
+    rated = key is not None
     noun = ("course", "courses") if rated else ("client", "clients")
     out = []
     min_sessions = result.params.get("min_sessions")
@@ -470,10 +513,11 @@ def _inclusion_sentences(result: Detection, spec: Any, family: str) -> list[str]
     total = f"{n} {noun[0] if n == 1 else noun[1]}"
     if rated:
         n_clients = c["client"].nunique()
-        raters = _join([str(r) for r in pd.unique(c["rater"])])
+        raters = _join([str(r) for r in pd.unique(c[key])])
         plural = "s" if n_clients != 1 else ""
-        out.append(f"A course is one client's answers from one rater ({n_clients} client{plural}; "
-                   f"rater{'s' if c['rater'].nunique() != 1 else ''} {raters}).")
+        what = "codes from one coder" if key == "coder" else "answers from one rater"
+        out.append(f"A course is one client's {what} ({n_clients} client{plural}; "
+                   f"{key}{'s' if c[key].nunique() != 1 else ''} {raters}).")
     verb = "was" if n_in == 1 else "were"
     text = f"Altogether, {n_in} of {total} ({_pct(n_in, n)}) {verb} included"
     excluded = c.loc[~c["included"], "reason"].astype(str)
@@ -497,7 +541,8 @@ def _observed(result: Detection, family: str) -> pd.Series:
 
 def _missed_sentences(result: Detection, family: str) -> list[str]:
     s = result.sessions
-    keys = ["client", "rater"] if "rater" in s.columns else ["client"]
+    key = group_column(s)
+    keys = ["client", key] if key is not None else ["client"]
     if "missed_within" in result.info:  # counted when the tables were built (also when streamed)
         missed = int(result.info["missed_within"])
     elif (seen := s.loc[_observed(result, family), [*keys, "session"]].drop_duplicates()).empty:
@@ -505,11 +550,15 @@ def _missed_sentences(result: Detection, family: str) -> list[str]:
     else:
         span = seen.groupby(keys, sort=False)["session"].agg(["min", "max", "size"])
         missed = int((span["max"] - span["min"] + 1 - span["size"]).sum())
-    what = "questionnaire" if family == "psq" else "score"
-    where = "courses" if "rater" in s.columns else "clients"
+    what = {"psq": "questionnaire", "observer": "coded segment"}.get(family, "score")
+    where = "courses" if key is not None else "clients"
     count = (f"none within the {where}' observed spans" if missed == 0 else
              f"{missed} within the {where}' observed spans, from the first to the last session with a {what}")
-    if family == "psq":
+    if family == "observer":
+        policy = ("sessions that were not coded were skipped (not observed, never \"no rupture\"), so an episode "
+                  "can span them, and in the session table such a row takes the label of the episode it lies "
+                  "inside.")
+    elif family == "psq":
         policy = ("sessions without any answer were skipped, so an episode can span them, and in the session "
                   "table such a row takes the label of the episode it lies inside.")
     elif family == "sudden_loss":
@@ -557,7 +606,7 @@ def _code_sentences(info: dict[str, Any]) -> list[str]:
 
 
 def _scale_sentences(result: Detection, family: str, refs: list[str]) -> list[str]:
-    if family == "psq":
+    if family in ("psq", "observer"):
         return []
     label = result.params.get("scale")
     if label:

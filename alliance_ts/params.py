@@ -38,6 +38,7 @@ __all__ = [
     "Param",
     "choice",
     "column",
+    "columns",
     "flag",
     "integer",
     "number",
@@ -62,7 +63,7 @@ class Param:
         The field name (filled in by :func:`parameters`).
     kind : str
         ``"number"``, ``"integer"``, ``"choice"``, ``"flag"``, ``"column"``,
-        ``"pair"`` (a pair of numbers), ``"number_or_choice"`` or ``"any"``.
+        ``"columns"`` (one column name or several), ``"pair"`` (a pair of numbers), ``"number_or_choice"`` or ``"any"``.
     meaning : str
         One line: what the parameter does, with its unit.
     default : object
@@ -112,6 +113,13 @@ class Param:
             if not isinstance(value, str) or not value:
                 none = " or None" if self.allow_none else ""
                 problems.append(Problem(f"parameter {name!r}", f"must be a column name{none}, got {value!r}"))
+        elif self.kind == "columns":
+            names = [value] if isinstance(value, str) else value
+            if (not isinstance(names, (list, tuple)) or not names
+                    or not all(isinstance(c, str) and c for c in names)):
+                problems.append(Problem(f"parameter {name!r}", f"must be {self.describe()}, got {value!r}"))
+            elif len(set(names)) < len(names):
+                problems.append(Problem(f"parameter {name!r}", f"names a column twice: {value!r}"))
         elif self.kind == "pair":
             ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
@@ -155,6 +163,8 @@ class Param:
             return "True or False"
         if self.kind == "column":
             return "a column name" + none
+        if self.kind == "columns":
+            return "a column name or a list of column names" + none
         if self.kind == "pair":
             (lo1, hi1), (lo2, hi2) = self.pair_bounds("first"), self.pair_bounds("second")
             return (("None or " if self.allow_none else "")
@@ -191,6 +201,9 @@ class Param:
             parts = [p.strip() for p in raw.split(",")]
             values = [_number(p, integer=False) for p in parts]
             return tuple(values) if all(isinstance(v, float) for v in values) else raw
+        if self.kind == "columns":
+            names = [part.strip() for part in raw.split(",")]
+            return names[0] if len(names) == 1 else tuple(names)
         if self.kind in ("choice", "column"):
             return raw
         return parse_text(raw)
@@ -295,6 +308,11 @@ def flag(default: bool, meaning: str) -> Any:
 def column(default: str | None, meaning: str, *, allow_none: bool = True) -> Any:
     """A column of the input table."""
     return _field(default, Param("column", meaning, allow_none=allow_none))
+
+
+def columns(default: str | tuple[str, ...] | None, meaning: str, *, allow_none: bool = True) -> Any:
+    """One column of the input table or several (``"a"`` or ``("a", "b")``; ``a,b`` on the command line)."""
+    return _field(default, Param("columns", meaning, allow_none=allow_none))
 
 
 _Bounds = tuple[tuple[float | None, bool], tuple[float | None, bool]]

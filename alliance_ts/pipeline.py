@@ -283,7 +283,7 @@ def _layout(rule: Rule, client: Any, session: Any, score: Any, scale: Any, probl
         return _layout_scores(client, session, score, scale, problems)
     if scale is not None and not reads.uses_scale:
         problems.append(Problem("parameter 'scale'", "this rule reads answer codes, not scores: it takes the "
-                                "codes' range from its own parameters (low= and high=), not scale="))
+                                "codes' range from its own parameters (such as low= and high=), not scale="))
     named = [client, session, reads.group, *(c for _, c in reads.items)]
     if not all(isinstance(c, str) for c in named if c is not None):
         return None  # the parameters' problems say which
@@ -305,8 +305,9 @@ def _layout(rule: Rule, client: Any, session: Any, score: Any, scale: Any, probl
         observed="any",
         unit=reads.unit,
         value_word="answer",
-        hints=("name the item columns with the rule's parameters (rupture=, withdrawal=, resolved=, addressed=, "
-               "rater=) and the id columns with client=, session=",),
+        hints=(reads.hint or "name the item columns with the rule's parameters (rupture=, withdrawal=, resolved=, "
+               "addressed=, rater=) and the id columns with client=, session=",),
+        segments=reads.segments,
     )
 
 

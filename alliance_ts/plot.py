@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInputError, Problem
-from .result import PATTERNS, PHASES, Detection
+from .result import PATTERNS, PHASES, Detection, group_column
 
-__all__ = ["COLORS", "average_episode", "forest", "funnel", "overview", "panel", "trajectory"]
+__all__ = ["COLORS", "average_episode", "caseload", "forest", "funnel", "overview", "panel", "trajectory"]
 
 #: Colours of the statuses and patterns (colour-blind safe, Okabe & Ito 2008).
 COLORS = {
@@ -50,17 +50,17 @@ def _check_result(result: Any, where: str) -> None:
 
 def _select(result: Detection, client: Any, rater: Any, where: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     s, e, c = result.sessions, result.episodes, result.clients
-    rated = "rater" in c.columns
-    if rated and rater is None:
-        raters = list(pd.unique(c["rater"]))
+    key = group_column(c)  # "rater" (psq) or "coder" (observer)
+    if key is not None and rater is None:
+        raters = list(pd.unique(c[key]))
         if len(raters) > 1:
             raise InvalidInputError(
                 [Problem("parameter 'rater'",
-                         f"the result has several raters ({raters}); choose one with rater=")], where
+                         f"the result has several {key}s ({raters}); choose one with rater=")], where
             )
         rater = raters[0] if raters else None
-    if rated:
-        s, e, c = s[s["rater"] == rater], e[e["rater"] == rater], c[c["rater"] == rater]
+    if key is not None:
+        s, e, c = s[s[key] == rater], e[e[key] == rater], c[c[key] == rater]
     row = c[c["client"] == client]
     if row.empty:
         shown = ", ".join(map(repr, c["client"].head(5).tolist()))
@@ -164,7 +164,9 @@ def trajectory(
         pad = max((high - low) * (0.18 + 0.12 * max(rows, default=0)), 0.5)
         ax.set_ylim(low - pad * 0.5, high + pad)  # room for the episode labels
     scale = result.params.get("scale")
-    if psq:
+    if "segments" in s.columns:  # observer codes: the session score is markers per coded segment
+        ax.set_ylabel("rupture markers per segment")
+    elif psq:
         ax.set_ylabel("reported rupture (answer code)")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     else:
@@ -275,10 +277,11 @@ def panel(
 
 def _pick(result: Detection, n: int, rater: Any, rng) -> list[Any]:
     c = result.clients
-    if "rater" in c.columns:
+    key = group_column(c)
+    if key is not None:
         if rater is None:
-            rater = next(iter(pd.unique(c["rater"])), None)
-        c = c[c["rater"] == rater]
+            rater = next(iter(pd.unique(c[key])), None)
+        c = c[c[key] == rater]
     c = c[c["included"]]
     g = np.random.default_rng(rng) if rng is not None else None
     pools = []
@@ -343,7 +346,8 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
     axes[0].set_ylabel(f"share of {total} analysed clients")
     axes[0].set_title("Client patterns")
 
-    measure = "depth" if e["depth"].notna().any() or "intensity" not in e.columns else "intensity"
+    measure = ("depth" if e["depth"].notna().any() else "intensity" if "intensity" in e.columns
+               else "frequency" if "frequency" in e.columns else "depth")
     groups = [e.loc[e["status"] == st, measure].dropna().to_numpy(dtype=float) for st in ("repaired", "unresolved")]
     every = np.concatenate(groups)
     if every.size:
@@ -353,13 +357,15 @@ def overview(result: Detection, axes: Any = None) -> np.ndarray:
             axes[1].set_xticks(edges[:-1] + 0.5)
         axes[1].hist(groups, bins=edges, stacked=True, color=[COLORS["repaired"], COLORS["unresolved"]],
                      label=[f"repaired ({groups[0].size})", f"unresolved ({groups[1].size})"])
-    axes[1].set_xlabel("depth (score units)" if measure == "depth" else "reported intensity")
+    axes[1].set_xlabel({"depth": "depth (score units)", "intensity": "reported intensity",
+                        "frequency": "rupture markers per segment (highest)"}[measure])
     axes[1].set_ylabel("episodes")
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes[1:]:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[1].set_title("Episode depth" if measure == "depth" else "Reported intensity")
+    axes[1].set_title({"depth": "Episode depth", "intensity": "Reported intensity",
+                       "frequency": "Observed marker frequency"}[measure])
     if len(e):
         axes[1].set_ylim(top=axes[1].get_ylim()[1] * 1.3)  # headroom for the legend
         axes[1].legend(fontsize=8, loc="upper right")
@@ -713,3 +719,112 @@ def funnel(pooled: Any, ax: Any = None) -> Any:
     if own_figure:
         ax.figure.tight_layout()
     return ax
+
+
+def caseload(alerts: Any, clients: list[Any] | None = None, *, n: int = 12, last: int = 8,
+             ncols: int = 4) -> np.ndarray:
+    """Small multiples of the clients with an open alert: their last sessions, strongest evidence first.
+
+    Parameters
+    ----------
+    alerts : Alerts
+        A result of :func:`alliance_ts.monitor` (or of
+        :meth:`alliance_ts.Monitor.update` calls joined with
+        :meth:`alliance_ts.Alerts.concat`).
+    clients : list of ids, optional
+        Only these clients (a therapist's caseload).
+    n : int, default 12
+        At most this many flagged clients, in the order of
+        :meth:`alliance_ts.Alerts.caseload`.
+    last : int, default 8
+        Sessions shown per client (its latest ones in the table).
+    ncols : int, default 4
+        Columns of the grid.
+
+    Returns
+    -------
+    ndarray of matplotlib Axes, shape (rows, ncols)
+        Each panel: the scores (dotted across missed sessions), sessions with
+        an open alert in orange (filled where the alert opened), the alert
+        threshold as a dashed line and the baseline as a thin grey line where
+        the rule has them; the title gives the client, the evidence and the
+        session the alert began. Unused cells are switched off; with no open
+        alert, one panel says so.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import alliance_ts as at
+    >>> res = at.monitor(at.simulate(60, rng=1, scale="srs", baseline=0.92).scores, rule="srs36")
+    >>> axes = at.plot.caseload(res, n=4, ncols=2)
+    >>> axes.shape
+    (2, 2)
+    """
+    from .monitor import Alerts
+
+    plt = _pyplot()
+    where = "alliance_ts.plot.caseload()"
+    if not isinstance(alerts, Alerts):
+        raise InvalidInputError([Problem("parameter 'alerts'", f"expected Alerts, got {type(alerts).__name__}")],
+                                where)
+    problems: list[Problem] = []
+    from .validation import check_number
+
+    check_number(problems, "n", n, low=1, integer=True)
+    check_number(problems, "last", last, low=1, integer=True)
+    check_number(problems, "ncols", ncols, low=1, integer=True)
+    if problems:
+        raise InvalidInputError(problems, where)
+    flagged = alerts.caseload(clients=clients).head(int(n))
+    k = max(len(flagged), 1)
+    cols = min(int(ncols), k)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
+    s = alerts.sessions
+    if flagged.empty:
+        ax = axes[0, 0]
+        ax.text(0.5, 0.5, "no open alert", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return axes
+    alert_colour = COLORS["unresolved"]
+    for i, ax in enumerate(axes.flat):
+        if i >= len(flagged):
+            ax.set_axis_off()
+            continue
+        who = flagged["client"].iloc[i]
+        mine = s[s["client"] == who].tail(int(last))
+        x = mine["session"].to_numpy()
+        y = mine["score"].to_numpy(dtype=float)
+        seen = np.isfinite(y)
+        ax.plot(x[seen], y[seen], ls=":", lw=1, color=COLORS["score"])
+        gaps = np.flatnonzero(np.diff(x) > 1) + 1
+        ax.plot(np.insert(x.astype(float), gaps, np.nan), np.insert(y, gaps, np.nan), marker="o", ms=3.5,
+                color=COLORS["score"], lw=1.2)
+        on = mine["alert"].to_numpy(dtype=bool) & seen
+        opened = mine["new"].to_numpy(dtype=bool) & seen
+        ax.plot(x[on & ~opened], y[on & ~opened], ls="none", marker="o", ms=6, mfc="white", mec=alert_colour,
+                mew=1.5)
+        ax.plot(x[opened], y[opened], ls="none", marker="o", ms=6, color=alert_colour)
+        thr = mine["threshold"].to_numpy(dtype=float)
+        if np.isfinite(thr).any():
+            ax.plot(x, thr, ls="--", lw=1, color=alert_colour, alpha=0.8)
+        base = mine["baseline"].to_numpy(dtype=float)
+        if np.isfinite(base).any():
+            ax.plot(x, base, ls="-", lw=0.8, color=COLORS["no_rupture"])
+        ev = float(flagged["evidence"].iloc[i])
+        ev_text = "" if not np.isfinite(ev) else (f"z = {ev:.1f}" if alerts.rule == "drop" else f"evidence {ev:g}")
+        ax.set_title(f"client {who}: {ev_text}, open since session {flagged['alert_start'].iloc[i]}", fontsize=9)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=7)
+        if i % cols == 0:
+            scale = alerts.params.get("scale")
+            ax.set_ylabel("score" if not scale else f"score ({scale})", fontsize=8)
+        if i // cols == rows - 1 or i + cols >= len(flagged):
+            ax.set_xlabel("session", fontsize=8)
+    fig.suptitle(f"Open alerts ({alerts.rule}): {len(flagged)} client(s), strongest evidence first; "
+                 "orange = alert open (filled: opened), dashed = threshold", fontsize=9)
+    fig.tight_layout()
+    return axes

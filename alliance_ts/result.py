@@ -16,9 +16,11 @@ import pandas as pd
 from .panel import Panel, _ranges
 from .rules._base import BlockResult, Rule
 
-__all__ = ["Detection", "LABELS", "PATTERNS", "PHASES"]
+__all__ = ["GROUPS", "Detection", "LABELS", "PATTERNS", "PHASES", "group_column"]
 
 LABELS = ("none", "rupture", "repair", "unresolved")
+#: Columns that split a client into several courses: the PSQ's raters, the observer rule's coders.
+GROUPS = ("rater", "coder")
 PATTERNS = ("no_rupture", "repaired", "unresolved", "mixed")
 PHASES = ("early", "middle", "late")
 STATUSES = ("repaired", "unresolved")
@@ -121,6 +123,7 @@ class Detection:
             lines.append(
                 "  onset phase: " + ", ".join(f"{p} {int(phase[p])}" for p in PHASES)
             )
+        if len(e) and e["depth"].notna().any():  # self-report and observer episodes have no depth
             lines.append(
                 f"  depth (score units): median {e['depth'].median():.3g}, "
                 f"range {e['depth'].min():.3g} to {e['depth'].max():.3g}"
@@ -133,31 +136,36 @@ class Detection:
         return "\n".join(lines)
 
     def for_rater(self, rater: Any) -> Detection:
-        """The result of one rater (rules with a ``rater`` column, such as ``psq``).
+        """The result of one rater or coder (``psq`` with ``rater=``, ``observer`` with ``coder=``).
 
-        Returns a Detection with that rater's rows and without the ``rater``
-        column, comparable with score-based results by
+        Returns a Detection with that rater's (coder's) rows and without the
+        ``rater`` (``coder``) column, comparable with score-based results by
         :func:`alliance_ts.agreement`.
 
         Raises
         ------
         InvalidInputError
-            If the result has no ``rater`` column or not this rater.
+            If the result has no ``rater`` or ``coder`` column, or not this one.
         """
         from .errors import InvalidInputError, Problem
 
-        if "rater" not in self.clients.columns:
-            raise InvalidInputError([Problem("rater", f"rule {self.rule!r} has no raters")], "Detection.for_rater()")
-        present = list(pd.unique(self.clients["rater"]))
+        key = group_column(self.clients)
+        where = "Detection.for_coder()" if key == "coder" else "Detection.for_rater()"
+        if key is None:
+            raise InvalidInputError([Problem("rater", f"rule {self.rule!r} has no raters or coders")], where)
+        present = list(pd.unique(self.clients[key]))
         if rater not in present:
-            raise InvalidInputError([Problem("rater", f"no rater {rater!r}; the result has {present}")],
-                                    "Detection.for_rater()")
+            raise InvalidInputError([Problem(key, f"no {key} {rater!r}; the result has {present}")], where)
 
         def pick(t: pd.DataFrame) -> pd.DataFrame:
-            return t[t["rater"] == rater].drop(columns="rater").reset_index(drop=True)
+            return t[t[key] == rater].drop(columns=key).reset_index(drop=True)
 
         return Detection(pick(self.episodes), pick(self.sessions), pick(self.clients), self.rule,
-                         {**self.params, "rater_selected": rater}, self.version, dict(self.info))
+                         {**self.params, f"{key}_selected": rater}, self.version, dict(self.info))
+
+    def for_coder(self, coder: Any) -> Detection:
+        """The result of one coder (the ``observer`` rule with ``coder=``); see :meth:`for_rater`."""
+        return self.for_rater(coder)
 
     def by_client(self, which: str = "first") -> pd.DataFrame:
         """One row per client: the analysis table to merge with outcomes.
@@ -501,3 +509,8 @@ def _clients_table(panel, included, reason, ep, client_extra, rule):
         else:
             data[name] = values
     return pd.DataFrame(data, copy=False)
+
+
+def group_column(table: pd.DataFrame) -> str | None:
+    """The column of ``table`` that splits clients into courses (``rater`` or ``coder``), or None."""
+    return next((g for g in GROUPS if g in table.columns), None)

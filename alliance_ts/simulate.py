@@ -31,6 +31,14 @@ COURSES = ("flat", "linear", "log", "u")
 OUTCOME_MEANS = {"no_rupture": 0.0, "repaired": 0.5, "unresolved": -0.12, "mixed": 0.19}
 #: PSQ raters and their chance of reporting a planted rupture / a rupture that is not there.
 PSQ_RATERS = {"patient": (0.8, 0.05), "therapist": (0.6, 0.08)}
+#: Rupture types of planted episodes (drawn with equal chance per episode).
+RUPTURE_TYPES = ("confrontation", "withdrawal")
+#: Simulated observer coding (this library's choices): segments per session, the coders, the chance
+#: that a coder marks a marker or strategy that is there, the rate of marks that are not (per
+#: segment), and the chance that a coder's rating is one point off.
+SEGMENTS = 10
+CODERS = ("A", "B")
+CODER_SENSITIVITY, CODER_FALSE_RATE, RATING_NOISE = 0.85, 0.005, 0.3
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,8 +57,10 @@ class Simulation:
         the rupture), ``trough`` (observed session with the deepest planted
         drop), ``end`` (first observed session at or after the planted repair;
         ``<NA>`` when unresolved, including repairs lost to dropout),
-        ``status``, ``depth`` (planted drop in score units) and ``depth_sd``
-        (in units of the client's noise SD).
+        ``status``, ``depth`` (planted drop in score units), ``depth_sd``
+        (in units of the client's noise SD) and ``type`` (``"confrontation"``
+        or ``"withdrawal"``: the kind of rupture the questionnaire answers
+        and observer codes show; drawn per episode, no effect on scores).
     clients : pandas.DataFrame
         One row per client: ``client``, ``n_planned``, ``n_sessions``
         (observed), ``course``, ``noise_sd`` (score units), ``kind`` (the
@@ -67,6 +77,14 @@ class Simulation:
         conflict item), ``withdrawal`` (accommodating / avoiding item),
         ``addressed`` and ``resolved`` (answered only when a rupture item is
         3 or more), all on the 1-5 coding ("Not at all" to "Very much").
+    observer : pandas.DataFrame or None
+        With ``observer=True``: simulated observer (3RS-style) codes, one row
+        per observed session, segment and coder: ``client``, ``coder``
+        (``"A"``, ``"B"``), ``session``, ``segment`` (1-10), ``withdrawal``
+        and ``confrontation`` (rupture markers counted in the segment),
+        ``resolution`` (resolution strategies), ``significance`` (1-5, in
+        segments with a marker), and the session-level ratings ``resolved``
+        and ``contribution`` (1-5, on every row of a session with a marker).
     """
 
     scores: pd.DataFrame
@@ -74,6 +92,7 @@ class Simulation:
     clients: pd.DataFrame
     params: dict[str, Any] = field(default_factory=dict)
     psq: pd.DataFrame | None = None
+    observer: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return (
@@ -105,6 +124,7 @@ def simulate(
     missing: str = "absent",
     outcome_means: Mapping[str, float] | None = None,
     psq: bool = False,
+    observer: bool = False,
 ) -> Simulation:
     r"""Simulate an alliance trial with planted rupture episodes.
 
@@ -186,6 +206,24 @@ def simulate(
         rupture; at other sessions a rupture is reported by mistake with
         probability .05 (patient) or .08 (therapist), mostly resolved within
         the session. All these numbers are this library's choices.
+    observer : bool, default False
+        Also simulate observer codes (``Simulation.observer``) from two
+        coders, consistent with the planted episodes: each session has 10
+        segments; inside a planted rupture markers of the episode's type
+        occur at .35 per segment (true marks), at the repair session at .2
+        per segment in its first half, followed by resolution strategies
+        (.6 per segment after the last marker) and a resolution rating of
+        4-5; inside an unresolved stretch the rating is 1-2; elsewhere
+        markers of either type occur at .01 per segment, mostly (.7)
+        resolved within the session. Significance is 3-5 for planted
+        ruptures and 1-2 otherwise, contribution 1-3. Each coder marks a
+        true marker or strategy with probability .85
+        (``CODER_SENSITIVITY``), adds false marks at .005 per segment
+        (``CODER_FALSE_RATE``), and is one rating point off with
+        probability .3 (``RATING_NOISE``). All these numbers are this
+        library's choices; they give coder ICCs around .8-.9 for the marker
+        counts (measured in the tests), in the range the 3RS validation
+        reports.
 
     Returns
     -------
@@ -232,6 +270,7 @@ def simulate(
         decline=tuple(decline), recovery=tuple(recovery), p_missing=p_missing,
         p_dropout=p_dropout, missing=missing,
         outcome_means=dict(OUTCOME_MEANS if outcome_means is None else outcome_means), psq=bool(psq),
+        observer=bool(observer),
     )
     problems: list[Problem] = []
     check_number(problems, "n_clients", n_clients, low=0, integer=True)
@@ -282,19 +321,24 @@ def simulate(
         depth=(float(depth[0]), float(depth[1])), decline=(int(decline[0]), int(decline[1])),
         recovery=(int(recovery[0]), int(recovery[1])), p_missing=p_missing, p_dropout=p_dropout,
     )
-    score_rows, truth_rows, client_rows, psq_rows = [], [], [], []
+    score_rows, truth_rows, client_rows, psq_rows, obs_rows = [], [], [], [], []
     for i, child in enumerate(children, start=1):
         s, t, c, planted = _one_client(i, np.random.default_rng(child), spec, keep_nan=missing == "nan")
         score_rows.append(s)
+        # outcome, rupture types, questionnaire answers and observer codes come
+        # from streams of their own, so turning them on never changes the scores
+        g_outcome, g_psq, g_type, g_obs = (np.random.default_rng(x) for x in child.spawn(4))
+        types = g_type.integers(0, 2, len(planted))
+        for row in t:
+            row.append(RUPTURE_TYPES[types[row.pop(9)]])
         truth_rows += t
-        # outcome and questionnaire answers come from streams of their own, so
-        # turning them on never changes the scores
-        g_outcome, g_psq = (np.random.default_rng(x) for x in child.spawn(2))
         c.append(float(means[c[-1]]) + float(g_outcome.normal()))
         client_rows.append(c)
+        observed_sessions = s[~np.isnan(s[:, 2]), 1].astype(np.int64)
         if psq:
-            observed_sessions = s[~np.isnan(s[:, 2]), 1].astype(np.int64)
-            psq_rows.append(_psq_answers(i, g_psq, planted, observed_sessions))
+            psq_rows.append(_psq_answers(i, g_psq, planted, types, observed_sessions))
+        if observer:
+            obs_rows.append(_observer_codes(i, g_obs, planted, types, observed_sessions))
     if score_rows:
         scores = pd.DataFrame(np.concatenate(score_rows), columns=["client", "session", "score"])
     else:
@@ -302,7 +346,7 @@ def simulate(
     scores = scores.astype({"client": np.int64, "session": np.int64, "score": float})
     truth = pd.DataFrame(
         truth_rows,
-        columns=["client", "episode", "kind", "start", "trough", "end", "status", "depth", "depth_sd"],
+        columns=["client", "episode", "kind", "start", "trough", "end", "status", "depth", "depth_sd", "type"],
     ).astype({"client": np.int64, "episode": np.int64, "start": np.int64, "trough": np.int64,
               "end": "Int64", "depth": float, "depth_sd": float})
     clients = pd.DataFrame(
@@ -316,7 +360,12 @@ def simulate(
         psq_table = (pd.concat(psq_rows, ignore_index=True) if psq_rows else pd.DataFrame(columns=columns))
         psq_table = psq_table.astype({"client": np.int64, "session": np.int64, "rupture": float,
                                       "withdrawal": float, "addressed": float, "resolved": float})
-    return Simulation(scores, truth, clients, params, psq_table)
+    obs_table = None
+    if observer:
+        obs_table = (pd.concat(obs_rows, ignore_index=True) if obs_rows else
+                     pd.DataFrame({c: pd.Series(dtype=float) for c in OBSERVER_COLUMNS}))
+        obs_table = obs_table.astype({"client": np.int64, "session": np.int64, "segment": np.int64})
+    return Simulation(scores, truth, clients, params, psq_table, obs_table)
 
 
 @dataclass(frozen=True)
@@ -441,7 +490,7 @@ def _one_client(cid: int, g: np.random.Generator, spec: _Spec, keep_nan: bool):
 
     unit = spec.items if spec.total else 1.0
     truth = []
-    for kind_, start, _trough, end, dep in planted:
+    for index, (kind_, start, _trough, end, dep) in enumerate(planted):
         inside = observed & (sessions >= start) & (sessions < (end if end is not None else T + 1))
         if not inside.any():
             continue
@@ -454,7 +503,7 @@ def _one_client(cid: int, g: np.random.Generator, spec: _Spec, keep_nan: bool):
             e_obs = int(after[0]) if after.size else None
         truth.append(
             [cid, 0, kind_, s_obs, tr_obs, e_obs, "repaired" if e_obs is not None else "unresolved",
-             dep * unit, dep / sigma]
+             dep * unit, dep / sigma, index]
         )
     for k, row in enumerate(truth, start=1):
         row[1] = k
@@ -497,18 +546,24 @@ def _plant(g, kind, earliest, T, D, spec, offset):
     return ("sustained", s, s, None, D)
 
 
-def _psq_answers(cid: int, g: np.random.Generator, planted, sessions: np.ndarray) -> pd.DataFrame:
-    """PSQ answers of both raters at the observed ``sessions`` (see :func:`simulate`)."""
+def _states(planted, types: np.ndarray, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per session number: 0 none, 1 inside a planted rupture, 2 its repair session; and the rupture's type."""
     L = int(sessions.max()) + 2 if sessions.size else 2
-    state = np.zeros(L, dtype=np.int8)  # 0 none, 1 inside a rupture, 2 repair session
+    state = np.zeros(L, dtype=np.int8)
     kind = np.zeros(L, dtype=np.int8)  # 0 confrontation, 1 withdrawal
-    for _, start, _, end, _ in planted:
+    for (_, start, _, end, _), t in zip(planted, types):
         stop = end if end is not None else L
         state[start:stop] = 1
-        kind[start:stop] = g.integers(0, 2)
+        kind[start:stop] = t
         if end is not None and end < L:
             state[end] = 2
-            kind[end] = kind[start]
+            kind[end] = t
+    return state, kind
+
+
+def _psq_answers(cid: int, g: np.random.Generator, planted, types: np.ndarray, sessions: np.ndarray) -> pd.DataFrame:
+    """PSQ answers of both raters at the observed ``sessions`` (see :func:`simulate`)."""
+    state, kind = _states(planted, types, sessions)
     frames = []
     for rater, (sensitivity, false_rate) in PSQ_RATERS.items():
         k = sessions.size
@@ -534,5 +589,60 @@ def _psq_answers(cid: int, g: np.random.Generator, planted, sessions: np.ndarray
             "rupture": rupture, "withdrawal": withdrawal,
             "addressed": np.where(answered, addressed, np.nan),
             "resolved": np.where(answered, resolved, np.nan),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+OBSERVER_COLUMNS = ("client", "coder", "session", "segment", "withdrawal", "confrontation", "resolution",
+                    "significance", "resolved", "contribution")
+
+
+def _observer_codes(cid: int, g: np.random.Generator, planted, types: np.ndarray,
+                    sessions: np.ndarray) -> pd.DataFrame:
+    """Observer codes of both coders at the observed ``sessions`` (see :func:`simulate`)."""
+    state, kind = _states(planted, types, sessions)
+    st, kd = state[sessions], kind[sessions]
+    n, k = sessions.size, SEGMENTS
+    seg = np.arange(k)[None, :]
+    # true marks per segment: the planted rupture's type inside it, background marks of both types elsewhere
+    inside, repair = (st == 1)[:, None], (st == 2)[:, None]
+    first_half = seg < k // 2
+    rate_own = np.where(inside, 0.35, np.where(repair & first_half, 0.2, 0.01))
+    rate = {0: np.where(kd[:, None] == 0, rate_own, 0.01), 1: np.where(kd[:, None] == 1, rate_own, 0.01)}
+    true = {t: g.poisson(np.broadcast_to(rate[t], (n, k))) for t in (0, 1)}
+    marked = (true[0] + true[1]) > 0
+    any_mark: np.ndarray = np.asarray(marked.any(axis=1))
+    last = np.where(marked, seg, -1).max(axis=1)
+    resolved_bg = g.random(n) < 0.7  # background ruptures: mostly resolved within the session
+    after = seg > last[:, None]
+    strat_rate = np.where(repair | (resolved_bg & (st == 0))[:, None], np.where(after, 0.6, 0.0), 0.03)
+    strategies = g.poisson(np.where(any_mark[:, None], strat_rate, 0.0))
+    planted_here = st > 0
+    significance = np.where(planted_here[:, None], g.integers(3, 6, (n, k)), g.integers(1, 3, (n, k)))
+    resolved = np.where(st == 2, g.integers(4, 6, n),
+                        np.where(st == 1, g.integers(1, 3, n),
+                                 np.where(resolved_bg, g.integers(4, 6, n), g.integers(2, 4, n))))
+    contribution = g.integers(1, 4, n)
+    sens, false_rate, noise = CODER_SENSITIVITY, CODER_FALSE_RATE, RATING_NOISE
+    frames = []
+    for coder in CODERS:
+        seen = {t: g.binomial(true[t], sens) + g.poisson(false_rate, (n, k)) for t in (0, 1)}
+        res = g.binomial(strategies, sens) + g.poisson(false_rate, (n, k))
+        marks = (seen[0] + seen[1]) > 0
+        coded_any = marks.any(axis=1)
+
+        def rating(values: np.ndarray) -> np.ndarray:
+            off = np.where(g.random(values.shape) < noise, g.choice([-1, 1], values.shape), 0)
+            return np.clip(values + off, 1, 5).astype(float)
+
+        sig = np.where(marks, rating(significance), np.nan)
+        glob_res = np.where(coded_any, rating(resolved), np.nan)
+        glob_con = np.where(coded_any, rating(contribution), np.nan)
+        frames.append(pd.DataFrame({
+            "client": cid, "coder": coder, "session": np.repeat(sessions, k),
+            "segment": np.tile(np.arange(1, k + 1), n),
+            "withdrawal": seen[1].ravel().astype(float), "confrontation": seen[0].ravel().astype(float),
+            "resolution": res.ravel().astype(float), "significance": sig.ravel(),
+            "resolved": np.repeat(glob_res, k), "contribution": np.repeat(glob_con, k),
         }))
     return pd.concat(frames, ignore_index=True)

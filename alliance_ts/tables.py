@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInputError, Problem
-from .result import Detection
+from .result import Detection, group_column
 from .validation import check_number
 
 __all__ = ["CLIENT_COLUMNS", "EPISODE_COLUMNS", "WHICH", "around", "by_client"]
@@ -35,7 +35,7 @@ EPISODE_COLUMNS = ("episode", "start", "trough", "end", "status", "phase", "pre"
 
 _DATES = ("start_date", "trough_date", "end_date")
 # columns of ``episodes`` every rule has, or that by_client leaves out
-_STANDARD = {"client", "rater", "rule", *EPISODE_COLUMNS, *_DATES}
+_STANDARD = {"client", "rater", "coder", "rule", *EPISODE_COLUMNS, *_DATES}
 
 
 def _check_result(result: Any, where: str) -> None:
@@ -45,8 +45,9 @@ def _check_result(result: Any, where: str) -> None:
 
 
 def _keys(result: Detection) -> list[str]:
-    """The columns that identify one course: ``client``, plus ``rater`` for rules with raters."""
-    return ["client", "rater"] if "rater" in result.clients.columns else ["client"]
+    """The columns that identify one course: ``client``, plus ``rater`` (``coder``) for rules with raters (coders)."""
+    key = group_column(result.clients)
+    return ["client", key] if key is not None else ["client"]
 
 
 def _reads_scores(result: Detection) -> bool:

@@ -161,6 +161,10 @@ class Layout:
     session_every : pandas.Timedelta or None
         With date sessions: the step that numbers them (gaps become missed
         sessions); None numbers them by date order.
+    segments : alliance_ts.segments.Segments or None
+        Rows are segments of sessions (observer codes): validation checks
+        them and makes one row per session holding ``values``
+        (:mod:`alliance_ts.segments`).
     """
 
     client: str
@@ -178,12 +182,13 @@ class Layout:
     check_codes: bool = False
     keep: tuple[str, ...] = ()
     session_every: Any = None
+    segments: Any = None
 
     @property
     def columns(self) -> list[str]:
         """Every input column read, in order, without repeats."""
         cols = [self.client, *([self.group] if self.group is not None else []), self.session]
-        cols += [c for _, c in self.values]
+        cols += self.segments.columns if self.segments is not None else [c for _, c in self.values]
         cols += list(self.keep)
         return list(dict.fromkeys(cols))
 
@@ -228,6 +233,10 @@ def read_panel(
 
 def validate(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None, list[Problem]]:
     """Check ``frame`` against ``layout``; ``(panel, [])`` or ``(None, problems)``."""
+    if layout.segments is not None:
+        from .segments import validate_segments
+
+        return validate_segments(frame, layout)
     problems = _column_problems(frame, layout)
     if problems:
         return None, problems

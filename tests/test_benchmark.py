@@ -17,8 +17,15 @@ def test_run_accuracy_covers_every_registered_rule():
     df = run_accuracy(["clear_v", "no_ruptures"], seeds=[1], n_clients=60)
     rules = at.list_rules()
     score_rules = set(rules.loc[rules["input"] == "scores", "name"])
-    assert score_rules == set(rules["name"]) - {"psq"}  # questionnaire rules are not benchmarked on scores
-    assert set(df["rule"]) == score_rules | {"changepoint_calibrated"}
+    other = {"psq", "observer", "observer_significant"}
+    assert score_rules == set(rules["name"]) - other  # answers and codes are benchmarked on what they read
+    assert set(df["rule"]) == score_rules | {"changepoint_calibrated", "psq_patient", "psq_therapist", "observer",
+                                             "observer_significant"}
+    assert set(df.loc[df["input"] == "scores", "rule"]) == score_rules | {"changepoint_calibrated"}
+    assert set(df.loc[df["input"] == "observer", "rule"]) == {"observer", "observer_significant"}
+    # every planted rupture shows in the simulated codes: the significant-marker rule finds most of them
+    clear = df[(df["scenario"] == "clear_v") & (df["rule"] == "observer_significant")]
+    assert clear["recall"].iloc[0] > 0.8
     assert set(df["scenario"]) == {"clear_v", "no_ruptures"}
     assert {"f1", "precision", "recall", "false_alarm_rate", "kappa", "seconds"} <= set(df.columns)
     none = df[df["scenario"] == "no_ruptures"]
@@ -50,7 +57,9 @@ def test_accuracy_script_writes_results(tmp_path):
     assert run.returncode == 0, run.stderr
     df = pd.read_csv(tmp_path / "accuracy.csv")
     n_score_rules = int((at.list_rules()["input"] == "scores").sum())
-    assert "rule" in df.columns and len(df) == 2 * (n_score_rules + 1)
+    # the score rules, the calibrated change point, psq (two raters) and the two observer rules, per scenario
+    assert "rule" in df.columns and len(df) == 2 * (n_score_rules + 1 + 2 + 2)
+    assert "## Self-report and observer rules" in (tmp_path / "accuracy.md").read_text()
     assert (tmp_path / "accuracy.md").read_text().startswith("# Accuracy of the detection rules")
     assert (tmp_path / "accuracy_f1.png").stat().st_size > 1000
 
@@ -62,3 +71,15 @@ def test_speed_script_runs_small(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert "x baseline" in run.stdout
+
+
+def test_monitor_script_runs_small(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "monitor.py"), "--seeds", "1", "--clients", "40",
+         "--scenarios", "srs_092", "--speed-clients", "2000", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(tmp_path / "monitor.csv")
+    assert {"drop", "srs36"} <= set(table["rule"].astype(str).str.split(" ").str[0])
+    assert (tmp_path / "monitor.md").read_text().startswith("# Monitoring rules on the simulated benchmark")

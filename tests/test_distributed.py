@@ -135,3 +135,16 @@ def test_rows_of_files_are_numbered_over_the_whole_table(cluster, trial, tmp_pat
     assert problem.message == ("1 row with a score outside the scale wai-sr:total [12, 60] (missing-data codes? "
                                "declare them with missing=[99]; on the command line --missing=99)")
     assert problem.examples == (f"row 2500 (client '{pid}', session {week}, value 99)",)
+
+
+def test_observer_codes_on_dask_equal_pandas(cluster):
+    # segment rows of two coders, shuffled: the partitions hold pieces of sessions until the
+    # Dask source regroups whole clients, then the same segment validation runs on each
+    sim = at.simulate(60, rng=3, observer=True)
+    codes = sim.observer.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    kw = dict(coder="coder", resolution="resolution", resolved="resolved")
+    ddf = dd.from_pandas(codes, npartitions=4)
+    want = at.detect(ddf.compute(), "observer_significant", **kw)  # the same data in memory (Dask's text dtype)
+    got = at.detect(ddf, "observer_significant", **kw)
+    assert_same(got, want)
+    assert len(want.episodes) > 20 and set(want.clients["coder"]) == {"A", "B"}

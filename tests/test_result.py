@@ -62,7 +62,8 @@ def test_list_rules_table():
     t = at.list_rules()
     assert t.columns.tolist() == ["name", "family", "summary", "reference", "parameters", "input"]
     assert t.set_index("name").loc["psq", "input"] == "psq"
-    assert set(t.loc[t["name"] != "psq", "input"]) == {"scores"}
+    assert t.set_index("name").loc["observer", "input"] == "observer codes"
+    assert set(t.loc[~t["name"].isin(["psq", "observer", "observer_significant"]), "input"]) == {"scores"}
     assert set(t["name"]) >= {"vshape", "stiles2004", "strauss2006", "gumz2012", "sudden_loss"}
     row = t.set_index("name").loc["strauss2006"]
     assert row["family"] == "vshape" and "k=1.0" in row["parameters"]

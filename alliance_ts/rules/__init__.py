@@ -12,7 +12,9 @@ Each rule family lives in its own module and registers itself by name:
   estimate with a per-client false-alarm bound (``robust``, the library's
   own rule);
 - :mod:`~alliance_ts.rules.psq` -- self-reported ruptures from the
-  Post-Session Questionnaire (``psq``).
+  Post-Session Questionnaire (``psq``);
+- :mod:`~alliance_ts.rules.observer` -- observer-coded ruptures (3RS
+  segment codes; ``observer`` and the preset ``observer_significant``).
 """
 
 from ._base import (
@@ -29,6 +31,7 @@ from ._base import (
     unregister_rule,
 )
 from .changepoint import ChangePoint
+from .observer import Observer
 from .psq import Psq
 from .robust import RobustDrop
 from .sudden_loss import SuddenLoss
@@ -42,6 +45,7 @@ __all__ = [
     "DEFAULT_RULE",
     "BlockResult",
     "ChangePoint",
+    "Observer",
     "Psq",
     "Reads",
     "Rule",

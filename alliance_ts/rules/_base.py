@@ -127,6 +127,13 @@ class Reads:
         The ``input`` column of :func:`list_rules`.
     uses_scale : bool
         Whether ``scale=`` applies (score rules).
+    segments : alliance_ts.segments.Segments or None
+        Rows are segments of sessions (observer codes), made into one row
+        per session holding ``items`` before anything else
+        (:mod:`alliance_ts.segments`); the items' columns are then their
+        names.
+    hint : str
+        How to name the columns, for the message about missing columns.
     """
 
     items: tuple[tuple[str, str], ...] = ()
@@ -137,6 +144,8 @@ class Reads:
     unit: str = "observed scores"
     label: str = "scores"
     uses_scale: bool = True
+    segments: Any = None
+    hint: str = ""
 
     @property
     def scores(self) -> bool:

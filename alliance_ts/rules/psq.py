@@ -32,6 +32,7 @@ from ..panel import Block
 from ..params import choice, column, number
 from ..validation import check_number
 from ._base import BlockResult, Reads, Rule, register_rule
+from ._reports import TYPES, report_episodes, typed_result
 
 __all__ = ["Psq", "psq_episodes"]
 
@@ -40,7 +41,6 @@ EUBANKS_2018 = (
     "Psychotherapy, 55(4), 508-519 (PSQ items). Thresholds and episode construction: alliance_ts."
 )
 ITEMS = ("rupture", "withdrawal", "addressed", "resolved")
-TYPES = ("confrontation", "withdrawal", "both")
 
 
 @register_rule(
@@ -217,25 +217,7 @@ class Psq(Rule):
             for item in ("rupture", "withdrawal", "resolved") if item in block.items
         }
         ep = psq_episodes(ranks, block.n, self.rupture_at, self.resolved_at, self.repair)
-        m = block.n.size
-        code = np.where(ep["confrontation"] & ep["withdrawal"], 2, np.where(ep["withdrawal"], 1, 0))
-        return BlockResult(
-            clients=block.clients,
-            ep_row=ep["row"],
-            ep_start=ep["start"],
-            ep_trough=ep["trough"],
-            ep_end=ep["end"],
-            ep_pre=np.full(ep["row"].size, np.nan),
-            ep_extra={
-                "type": np.asarray(TYPES, dtype=object)[code],
-                "intensity": ep["intensity"] + self.low - 1,
-                "resolved_within": (ep["end"] >= 0) & (ep["end"] == ep["start"]),
-            },
-            client_extra={
-                "n_confrontation": np.bincount(ep["row"][ep["confrontation"]], minlength=m).astype(float),
-                "n_withdrawal": np.bincount(ep["row"][ep["withdrawal"]], minlength=m).astype(float),
-            },
-        )
+        return typed_result(block, ep, {"intensity": ep["intensity"] + self.low - 1})
 
 
 def psq_episodes(
@@ -270,55 +252,6 @@ def psq_episodes(
     res = ranks.get("resolved", nan)
     with np.errstate(invalid="ignore"):
         is_rup, is_wd = rup >= rupture_at, wd >= rupture_at
-        reported = is_rup | is_wd
         resolved = res >= resolved_at
-    level = np.fmax(rup, wd)
-    open_ = np.zeros(m, dtype=bool)
-    start = np.zeros(m, dtype=np.int64)
-    trough = np.zeros(m, dtype=np.int64)
-    top = np.zeros(m)
-    conf = np.zeros(m, dtype=bool)
-    withd = np.zeros(m, dtype=bool)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("row", "start", "trough", "end", "intensity",
-                                                          "confrontation", "withdrawal")}
-
-    def record(mask: np.ndarray, end: np.ndarray | int) -> None:
-        idx = np.flatnonzero(mask)
-        if idx.size:
-            out["row"].append(idx)
-            out["start"].append(start[idx])
-            out["trough"].append(trough[idx])
-            out["end"].append(np.broadcast_to(np.asarray(end, dtype=np.int64), idx.shape).copy())
-            out["intensity"].append(top[idx])
-            out["confrontation"].append(conf[idx])
-            out["withdrawal"].append(withd[idx])
-
-    for j in range(length):
-        valid = j < n
-        rep, done_now = reported[:, j] & valid, resolved[:, j] & valid
-        was_open = open_.copy()
-        # an open episode goes on, or is repaired at this session
-        going = was_open & rep
-        higher = going & (level[:, j] > top)
-        top = np.where(higher, level[:, j], top)
-        trough = np.where(higher, j, trough)
-        conf |= going & is_rup[:, j]
-        withd |= going & is_wd[:, j]
-        closing = going & done_now
-        if repair == "resolved_or_absent":
-            closing |= was_open & valid & ~rep
-        record(closing, j)
-        open_ &= ~closing
-        # a new episode opens at a reporting session outside an episode
-        new = ~was_open & rep
-        start = np.where(new, j, start)
-        trough = np.where(new, j, trough)
-        top = np.where(new, level[:, j], top)
-        conf = np.where(new, is_rup[:, j], conf)
-        withd = np.where(new, is_wd[:, j], withd)
-        record(new & done_now, j)
-        open_ |= new & ~done_now
-    record(open_, -1)
-    return {k: (np.concatenate(v) if v else np.zeros(0, dtype=bool if k in ("confrontation", "withdrawal")
-                                                     else float if k == "intensity" else np.int64))
-            for k, v in out.items()}
+    ep = report_episodes(is_rup, is_wd, resolved, {"intensity": np.fmax(rup, wd)}, n, repair)
+    return ep
