@@ -23,7 +23,7 @@ from scipy import stats
 
 from .effects import fisher_ci
 from .errors import InvalidInputError, Problem
-from .result import Detection, group_column
+from .result import Detection, group_column, one_course_problem
 
 __all__ = ["Convergence", "carry_type", "convergence"]
 
@@ -136,7 +136,8 @@ def convergence(
     -----
     **Units.** At session level a unit is a client's session that *both*
     sources observed (an observer coded it, a questionnaire was answered, a
-    score was given); at client level a client both analysed.
+    score was given) of a client both analysed (``min_sessions``); at client
+    level a client both analysed.
 
     **Labels.** A session is a *rupture session* for the observer rule when
     it meets the rule's session criterion (``sessions["rupture"]``); for
@@ -201,6 +202,11 @@ def convergence(
                                 WHERE)
     if len(sources) < 2:
         raise InvalidInputError([Problem("parameter 'results'", "needs at least two sources to compare")], WHERE)
+    kinds = {name: _id_kind(res.clients["client"]) for name, res in sources}
+    if len(set(kinds.values())) > 1:
+        shown = "; ".join(f"{name}: {kind}" for name, kind in kinds.items())
+        raise InvalidInputError([Problem("parameter 'results'", f"client ids are of different types ({shown}; e.g. "
+                                         "7 vs '7'): label every source from tables with the same id type")], WHERE)
     units = {lv: pd.concat([_units(res, lv).assign(source=name) for name, res in sources], ignore_index=True)
              for lv in levels}
     rows = []
@@ -226,6 +232,10 @@ def _split(named: list[tuple[str, Detection]]) -> list[tuple[str, Detection]]:
         for g in pd.unique(res.clients[key]):
             out.append((f"{name} ({g})", res.for_rater(g)))
     return out
+
+
+def _id_kind(ids: pd.Series) -> str:
+    return "numbers" if pd.api.types.is_numeric_dtype(ids) else "text"
 
 
 def _kind(res: Detection) -> str:
@@ -261,7 +271,8 @@ def _units(res: Detection, level: str) -> pd.DataFrame:
         n = c["n_ruptures"].to_numpy(dtype=float)
         return pd.DataFrame({"client": c["client"].to_numpy(), "rupture": n > 0, "index": n})
     s = res.sessions
-    seen = s["score"].notna().to_numpy()
+    analysed = s["client"].isin(res.clients.loc[res.clients["included"].astype(bool), "client"]).to_numpy()
+    seen = s["score"].notna().to_numpy() & analysed  # sessions of clients the rule did not analyse have no labels
     if kind == "observer":
         rupture = s["rupture"].fillna(False).astype(bool).to_numpy()
         index = s["score"].to_numpy(dtype=float)
@@ -356,10 +367,13 @@ def carry_type(result: Detection, typed: Detection, *, margin: int = 1) -> pd.Da
         problems.append(Problem("parameter 'typed'", f"rule {typed.rule!r} gives no rupture types; use the observer "
                                 "or psq rule"))
     for name, res in (("result", result), ("typed", typed)):
-        key = group_column(res.clients)
-        if key is not None:
-            problems.append(Problem(f"parameter {name!r}", f"has several {key}s; pick one with "
-                                    f"for_{key}(...)"))
+        several = one_course_problem(res, name)
+        if several is not None:
+            problems.append(several)
+    kinds = [_id_kind(res.clients["client"]) for res in (result, typed)]
+    if kinds[0] != kinds[1]:
+        problems.append(Problem("parameters 'result', 'typed'", f"client ids are {kinds[0]} in result and {kinds[1]} "
+                                "in typed (e.g. 7 vs '7'): label both from tables with the same id type"))
     if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
         problems.append(Problem("parameter 'margin'", f"must be a whole number >= 0, got {margin!r}"))
     if problems:

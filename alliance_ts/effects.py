@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import AllianceWarning, FewClustersWarning, InvalidInputError, Problem, SmallGroupWarning
-from .result import PHASES, Detection
+from .result import PHASES, Detection, one_course_problem
 
 __all__ = [
     "CLUSTER_METHODS",
@@ -426,6 +426,8 @@ def outcome_association(
                                 "of the observer or psq rule"))
     if not isinstance(result, Detection):
         problems.append(Problem("parameter 'result'", f"expected a Detection, got {type(result).__name__}"))
+    elif (several := one_course_problem(result)) is not None:
+        problems.append(several)
     if not isinstance(outcomes, pd.DataFrame):
         problems.append(Problem("parameter 'outcomes'", f"expected a DataFrame, got {type(outcomes).__name__}"))
     else:

@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from .errors import InvalidInputError, Problem
-from .result import PATTERNS, Detection
+from .result import PATTERNS, Detection, one_course_problem
 from .simulate import Simulation
 from .validation import check_number
 
@@ -238,6 +238,10 @@ def evaluate(
 def _episodes_of(obj, name, problems):
     """(episodes with client/start/end/status, client universe or None)."""
     if isinstance(obj, Detection):
+        several = one_course_problem(obj, name)
+        if several is not None:
+            problems.append(several)
+            return None, None
         return obj.episodes[["client", "start", "end", "status"]].astype({"status": object}), obj.clients["client"]
     if isinstance(obj, Simulation):
         return obj.truth[["client", "start", "end", "status"]], obj.clients["client"]

@@ -28,10 +28,12 @@ each prefix of the courses (see :func:`monitor`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -60,8 +62,11 @@ from .validation import MAX_EXAMPLES, _id_order, check_column_names, check_numbe
 __all__ = ["STATE_FORMAT", "Alerts", "Monitor", "caseload", "fit_prior", "list_monitor_rules", "monitor"]
 
 #: Version of the saved state's layout and arithmetic; a state of another version is refused.
-STATE_FORMAT = 1
+#: 2: the checksum covers the rule, parameters, scale and prior; the latest session's threshold and baseline kept.
+STATE_FORMAT = 2
 _KIND = "alliance_ts.monitor-state"
+#: The header entries the checksum covers (with the ids and the arrays): everything that affects results.
+_CHECKED = ("format", "format_version", "n_clients", "rule", "params", "scale", "prior")
 
 #: Columns of :attr:`Alerts.sessions`, in order.
 COLUMNS = ("client", "session", "score", "alert", "new", "repaired", "evidence", "p", "alert_start", "threshold",
@@ -70,7 +75,8 @@ COLUMNS = ("client", "session", "score", "alert", "new", "repaired", "evidence",
 _COMMON = {"last": ("int64", np.iinfo(np.int64).min), "open": ("bool", False), "start": ("int64", 0),
            "n_rows": ("int64", 0), "open_rows": ("int64", 0), "n_obs": ("int64", 0), "last_obs": ("int64", 0),
            "last_score": ("float64", np.nan),
-           "last_evidence": ("float64", np.nan), "last_p": ("float64", np.nan)}
+           "last_evidence": ("float64", np.nan), "last_p": ("float64", np.nan),
+           "last_threshold": ("float64", np.nan), "last_baseline": ("float64", np.nan)}
 
 
 # --------------------------------------------------------------------------
@@ -264,9 +270,11 @@ def caseload(alerts: Alerts | Monitor, clients: Iterable[Any] | None = None) -> 
     pandas.DataFrame
         ``client``, ``session``, ``score``, ``evidence``, ``p``,
         ``alert_start``, ``n_open`` (sessions seen since the alert began,
-        missed ones included), ``threshold`` and ``baseline`` (NaN from a
-        Monitor, which keeps no history); sorted by ``evidence`` (most
-        negative first), then ``p``, then client id.
+        missed ones included), ``threshold`` and ``baseline`` (of the latest
+        session; a Monitor keeps them in its state, so a live caseload equals
+        the batch one); sorted by ``evidence`` (most negative first), then
+        ``p``, then client id. A missed latest session has no score,
+        evidence, threshold or baseline (NaN).
 
     Examples
     --------
@@ -332,7 +340,8 @@ class Monitor:
     Notes
     -----
     The state holds, per client, the last session seen, whether an alert is
-    open and since when, the latest score and evidence, and the rule's own
+    open and since when, the latest session's score, evidence, p, threshold
+    and baseline (for :meth:`caseload`), and the rule's own
     numbers (``drop``: the count, mean and sum of squares of the sessions
     outside alerts): its size grows with the clients, not the sessions.
 
@@ -341,6 +350,13 @@ class Monitor:
     already monitored (it arrived twice, or out of order), two rows of one
     client and session, non-numeric or out-of-scale scores, missing ids. A
     missed session (NaN score) is recorded as seen but changes nothing else.
+
+    Sessions are numbers (1, 2, 3, ... over each client's whole course):
+    a session column of dates is an input error, since dates numbered within
+    one batch would restart at 1 with the next. Ids must be written the same
+    way in every batch: a number id that reads as a text id already
+    monitored (``7`` and ``"007"``), or number ids for a state of text ids
+    (or the reverse), are an input error.
 
     Examples
     --------
@@ -379,7 +395,7 @@ class Monitor:
                                               else None)
         self._ids = pd.Index([], dtype=object)
         self._arrays = self._new_arrays(0)
-        self._texts: dict[str, Any] | None = None
+        self._spellings: _Spellings | None = None
 
     # -- what it is ----------------------------------------------------------
 
@@ -471,6 +487,9 @@ class Monitor:
         check_column_names(problems, client=client, session=session, score=score)
         if problems:
             raise InvalidInputError(problems, context)
+        dated = _date_problem(new_rows, session)
+        if dated is not None:
+            raise InvalidInputError([dated], context)
         if (isinstance(new_rows, pd.DataFrame) and len(new_rows) == 0
                 and {client, session, score} <= set(new_rows.columns)):
             return self._alerts(_empty_table(new_rows[client]), "online")
@@ -487,18 +506,47 @@ class Monitor:
         return self._alerts(self._advance(panel, where), "online")
 
     def _clash_problems(self, batch_ids: pd.Index, where: np.ndarray, column: str) -> list[Problem]:
-        """New ids that print like an id already monitored but differ in type (7 and "7")."""
+        """New ids written otherwise than the ids already monitored: a number here and text there, or the reverse.
+
+        A number and a text that reads as the same number (``7`` and ``"007"``
+        or ``"7"``) are the same client written two ways: left alone they
+        would be two clients, and an alert of the first would stay open
+        forever. A batch of number ids for a state of text ids (or the
+        reverse) is refused too. Two texts (``"007"`` and ``"7"``) are two
+        clients.
+        """
         new = batch_ids[where < 0]
         if not len(new) or not len(self._ids):
             return []
-        if self._texts is None:
-            self._texts = {str(v): v for v in self._ids}
-        clashes = [f"{self._texts[str(v)]!r} and {v!r}" for v in new if str(v) in self._texts]
-        if not clashes:
+        if self._spellings is None:
+            self._spellings = _Spellings()
+            self._spellings.add(self._ids)
+        known = self._spellings
+        matched: list[str] = []
+        other: list[Any] = []
+        for v in new:
+            is_text = isinstance(v, str)
+            key = _number_key(v)
+            twins = [] if key is None else [t for t in known.by_number.get(key, []) if isinstance(t, str) != is_text]
+            if twins:
+                matched.append(f"{plain(v)} here, {' and '.join(plain(t) for t in twins[:3])} in the state")
+            elif (known.n_text if is_text else known.n_other) == 0:
+                other.append(v)  # text among number ids, or a number among text ids
+        if not matched and not other:
             return []
-        return [Problem(f"column {column!r}", f"{len(clashes)} client id(s) print like a client already monitored "
-                        f"but differ in type, so they cannot be told apart in the alerts: {'; '.join(clashes[:5])}; "
-                        "write every id the same way (all text or all numbers)")]
+        parts = []
+        if matched:
+            parts.append(f"{len(matched)} client id(s) of this batch match a client already monitored written the "
+                         f"other way (a number here and text in the state, or the reverse), so they would be counted "
+                         f"as new clients: {'; '.join(matched[:MAX_EXAMPLES])}")
+        if other:
+            kind, state_kind = ("text", "numbers") if isinstance(other[0], str) else ("numbers", "text")
+            shown = ", ".join(plain(v) for v in other[:MAX_EXAMPLES])
+            parts.append(f"{len(other)} {'other ' if matched else ''}client id(s) of this batch are {kind} where the "
+                         f"clients already monitored have {state_kind} ids (e.g. {shown})")
+        return [Problem(f"column {column!r}", "; ".join(parts) + "; nothing was updated; ids must be written the same "
+                        "way in every batch: read the file with the ids as text (CSV: ids are read as text), or "
+                        "convert them")]
 
     def _order_problems(self, panel, where, frame, client, session, score) -> list[Problem]:
         """Rows whose session is not after the client's last session monitored."""
@@ -522,7 +570,7 @@ class Monitor:
                                      & (pd.to_numeric(frame[session], errors="coerce").to_numpy() == s))
                 if hit.size:
                     r = frame.index[hit[0]]
-                    label = f"row {(r.item() if isinstance(r, np.generic) else r)!r} "
+                    label = f"row {plain(r)} "
             examples.append(f"{label}(client {plain(c)}, session {int(s)}; last session monitored {int(lst)})")
         n = int(bad.sum())
         return [Problem(f"column {session!r}", f"{n} row{'s' if n != 1 else ''} with a session at or before the "
@@ -546,8 +594,8 @@ class Monitor:
             self._arrays = {k: np.concatenate([v, np.full(n_new, _fill(k, self), dtype=v.dtype)])
                             for k, v in self._arrays.items()}
             self._ids = self._ids.append(panel.client_ids[where < 0])
-            if self._texts is not None:
-                self._texts.update({str(v): v for v in panel.client_ids[where < 0]})
+            if self._spellings is not None:
+                self._spellings.add(panel.client_ids[where < 0])
         for k, v in local.items():
             self._arrays[k][state_codes] = v
         return table
@@ -565,7 +613,7 @@ class Monitor:
             "client": self._ids.take(on), "session": a["last"][on], "score": a["last_score"][on],
             "evidence": a["last_evidence"][on], "p": a["last_p"][on],
             "alert_start": pd.array(a["start"][on], dtype="Int64"), "n_open": a["open_rows"][on],
-            "threshold": np.full(on.size, np.nan), "baseline": np.full(on.size, np.nan),
+            "threshold": a["last_threshold"][on], "baseline": a["last_baseline"][on],
         })
 
     def caseload(self, clients: Iterable[Any] | None = None) -> pd.DataFrame:
@@ -579,7 +627,9 @@ class Monitor:
 
         The file holds the format version, the library version, the rule,
         every parameter (the prior included), the scale, the client ids as
-        given and the per-client arrays, with a SHA-256 checksum of them.
+        given and the per-client arrays, with a SHA-256 checksum of all of
+        them but the library version: a file edited by hand (a parameter, the
+        scale, the rule's name, an id or a number) is refused by :meth:`load`.
         Returns the path.
         """
         from .io import write_atomic
@@ -609,16 +659,21 @@ class Monitor:
         return path
 
     def _header(self) -> dict[str, Any]:
-        return {
+        header = {
             "format": _KIND, "format_version": STATE_FORMAT, "alliance_ts": __version__, "rule": self._name,
             "params": _json(self._rule.params()),
-            "scale": None if self._range is None else {"label": self._range.label, "low": self._range.low,
-                                                       "high": self._range.high},
-            "prior": self._prior, "n_clients": self.n_clients, "checksum": self._checksum(),
+            "scale": None if self._range is None else _json({"label": self._range.label, "low": self._range.low,
+                                                             "high": self._range.high}),
+            "prior": _json(self._prior), "n_clients": self.n_clients,
         }
+        return {**header, "checksum": self._checksum(header)}
 
-    def _checksum(self) -> str:
+    def _checksum(self, header: dict[str, Any]) -> str:
+        """SHA-256 of everything in the state that affects results: the header's rule, parameters, scale,
+        prior and format, the client ids and the arrays (the header as written to, or read from, the file)."""
         digest = hashlib.sha256()
+        meta = {k: header.get(k) for k in _CHECKED}
+        digest.update(json.dumps(meta, sort_keys=True, allow_nan=False).encode())
         digest.update(json.dumps(_json_ids(self._ids)).encode())
         for k in sorted(self._arrays):
             digest.update(k.encode())
@@ -685,14 +740,15 @@ class Monitor:
             raise InvalidInputError([Problem(where, "is not a monitoring state written by alliance_ts")], context)
         version = header.get("format_version")
         if version != STATE_FORMAT:
-            raise InvalidInputError([Problem(where, f"was written in state format {version!r} (alliance_ts "
-                                             f"{header.get('alliance_ts')}); this alliance_ts ({__version__}) reads "
-                                             f"format {STATE_FORMAT}: start a new state, or rerun the history with "
-                                             "the version that wrote it")], context)
+            raise InvalidInputError([Problem(where, f"was written in state format {plain(version)} (alliance_ts "
+                                             f"{header.get('alliance_ts')}); this alliance_ts ({__version__}) "
+                                             f"reads format {STATE_FORMAT}: start a new state, or rerun the history "
+                                             "with the version that wrote it")], context)
         name = header.get("rule")
         if rule is not None and name != rule:
-            raise InvalidInputError([Problem(where, f"was written by rule {name!r}, not {rule!r}: its numbers mean "
-                                             "something else; use a new state file for another rule")], context)
+            raise InvalidInputError([Problem(where, f"was written by rule {plain(name)}, not {plain(rule)}: its "
+                                             "numbers mean something else; use a new state file for another rule")],
+                                    context)
         scale = header.get("scale")
         try:
             params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(header.get("params", {})).items()}
@@ -737,15 +793,95 @@ class Monitor:
         if problems:
             raise InvalidInputError(problems, context)
         self._arrays = arrays
-        self._ids = pd.Index(ids_raw, dtype=object if _id_kind(pd.Index(ids_raw, dtype=object)) != "int" else None)
+        # numbers or text: the dtype a batch of such ids gets (text: str under pandas 3); both: object
+        self._ids = pd.Index(ids_raw, dtype=object if _id_kind(pd.Index(ids_raw, dtype=object)) == "mixed" else None)
         if len(set(map(repr, ids_raw))) != len(ids_raw):
             problems.append(Problem(where, "is damaged: a client id appears twice"))
-        if header.get("checksum") != self._checksum():
+        try:
+            expected_sum = self._checksum(header)
+        except (TypeError, ValueError):  # a header that is not plain JSON values
+            expected_sum = None
+        if header.get("checksum") != expected_sum:
             problems.append(Problem(where, "is damaged: its checksum does not match its contents (the file was "
                                     "changed or truncated after it was written)"))
         if problems:
             raise InvalidInputError(problems, context)
         return self
+
+
+_DATE_TEXT = re.compile(r"\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}([ T]\S.*)?\s*")
+
+
+def _date_problem(data: Any, session: str) -> Problem | None:
+    """A problem when the session column holds dates or datetimes (or text written as dates).
+
+    Numbering dates by their order within a batch would restart at 1 with each
+    batch (the next batch is then "out of order") and hide missed sessions, so
+    the monitor takes session numbers only.
+    """
+    if not isinstance(data, pd.DataFrame) or session not in data.columns:
+        return None
+    col = data[session]
+    if isinstance(col, pd.DataFrame):  # a repeated column name: read_panel reports it
+        return None
+    if pd.api.types.is_datetime64_any_dtype(col.dtype) or isinstance(col.dtype, pd.PeriodDtype):
+        dated = col.notna().to_numpy(dtype=bool)
+    elif col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+        values = col.to_numpy(dtype=object)
+        dated = np.fromiter((isinstance(v, (_dt.date, np.datetime64))
+                             or (isinstance(v, str) and _DATE_TEXT.fullmatch(v) is not None) for v in values),
+                            dtype=bool, count=values.size)
+    else:
+        return None
+    if not dated.any():
+        return None
+    first = int(np.flatnonzero(dated)[0])
+    value = col.iloc[first]
+    shown = plain(value) if isinstance(value, str) else str(value)
+    n = int(dated.sum())
+    return Problem(f"column {session!r}", "monitoring numbers sessions: give each client's session number (1, 2, "
+                   "3, ...), counted over the client's whole course so that each batch goes on from the one before "
+                   f"(a missed session keeps its number), not dates; this column holds {n} date(s) (e.g. row "
+                   f"{plain(col.index[first])}: {shown}). The monitor does not number sessions from dates")
+
+
+_NUMBER_TEXT = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
+
+
+def _number_key(v: Any) -> int | float | None:
+    """The number an id is or reads as (``7``, ``7.0``, ``"007"``, ``" 7 "`` give 7); None for other text."""
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return int(f) if f.is_integer() else f
+    if isinstance(v, str) and _NUMBER_TEXT.fullmatch(v):
+        if "." not in v:
+            return int(v)
+        f = float(v)
+        return int(f) if f.is_integer() else f
+    return None
+
+
+class _Spellings:
+    """The ids monitored, by the number they are or read as, and how many are text (for :meth:`Monitor.update`)."""
+
+    def __init__(self) -> None:
+        self.by_number: dict[int | float, list[Any]] = {}
+        self.n_text = 0
+        self.n_other = 0
+
+    def add(self, ids: Iterable[Any]) -> None:
+        for v in ids:
+            if isinstance(v, str):
+                self.n_text += 1
+            else:
+                self.n_other += 1
+            key = _number_key(v)
+            if key is not None:
+                self.by_number.setdefault(key, []).append(v)
 
 
 def _fill(key: str, mon: Monitor) -> Any:
@@ -832,9 +968,10 @@ def _step_rows(rule: OnlineRule, local: dict[str, np.ndarray], rule_local: dict[
             out["baseline"][orows] = res.baseline
             local["n_obs"][oc] += 1
             local["last_obs"][oc] = s[obs]
-            local["last_score"][oc] = x[obs]
-            local["last_evidence"][oc] = res.evidence
-            local["last_p"][oc] = res.p
+        # the latest session's row, as the batch caseload shows it (NaN for a missed session)
+        local["last_score"][c] = x
+        for k in ("evidence", "p", "threshold", "baseline"):
+            local[f"last_{k}"][c] = out[k][rows]
         opened = now_open & ~was_open
         local["start"][c] = np.where(opened, s, local["start"][c])
         alert[rows] = now_open
@@ -957,6 +1094,9 @@ def monitor(
     """
     context = "alliance_ts.monitor()"
     name = DEFAULT_MONITOR_RULE if rule is None else rule
+    dated = _date_problem(data, session)
+    if dated is not None:
+        raise InvalidInputError([dated], context)
     if isinstance(name, str) and name not in online_names() and name in lookback_names():
         return _prefix_monitor(data, name, client=client, session=session, score=score, scale=scale,
                                min_sessions=min_sessions, prior=prior, params=params, context=context)
@@ -966,8 +1106,8 @@ def monitor(
     source = None
     if prior is not None or (name == "drop" and params.get("s0") is None and params.get("d0") is None):
         if name != "drop":
-            raise InvalidInputError([Problem("parameter 'prior'", f"only the drop rule has a prior, not {name!r}")],
-                                    context)
+            raise InvalidInputError([Problem("parameter 'prior'", "only the drop rule has a prior, not "
+                                             f"{plain(name)}")], context)
         if params.get("s0") is not None or params.get("d0") is not None:
             raise InvalidInputError([Problem("parameter 'prior'", "give either prior= or s0= and d0=, not both")],
                                     context)
@@ -981,7 +1121,7 @@ def monitor(
             prior_data = prior
         else:
             raise InvalidInputError([Problem("parameter 'prior'", f"must be 'data', a reference DataFrame or a "
-                                             f"Prior, got {prior!r}")], context)
+                                             f"Prior, got {plain(prior)}")], context)
         if fitted is None:
             try:
                 fitted = fit_prior(prior_data, client=client, session=session, score=score, scale=scale,
@@ -1005,7 +1145,7 @@ def _prefix_monitor(data, name, *, client, session, score, scale, min_sessions, 
 
     problems: list[Problem] = []
     if prior is not None:
-        problems.append(Problem("parameter 'prior'", f"only the drop rule has a prior, not {name!r}"))
+        problems.append(Problem("parameter 'prior'", f"only the drop rule has a prior, not {plain(name)}"))
     check_number(problems, "min_sessions", min_sessions, low=1, integer=True)
     panel, found = read_panel(data, client=client, session=session, score=score, scale=scale)
     problems += found

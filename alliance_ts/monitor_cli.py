@@ -130,7 +130,7 @@ def _temp_name(target: Path) -> Path:
 def run(args: Any, argv: list[str] | None) -> int:
     """Run ``alliance-ts monitor``; returns the exit status (raises InvalidInputError on mistakes)."""
     from .io import check_readable, escape_formulas
-    from .monitor import Monitor
+    from .monitor import Monitor, _date_problem
     from .output import signals_blocked
 
     state_path, out_path = Path(args.state), Path(args.out)
@@ -164,27 +164,40 @@ def run(args: Any, argv: list[str] | None) -> int:
         mon = Monitor.load(state_path, rule=args.rule)
     else:
         mon = Monitor(args.rule, scale=_scale(args.scale), **params)
-        if args.prior is not None:
-            check_readable(args.prior)
-            mon.fit(_read(args.prior, args), client=args.client, session=args.session, score=args.score,
-                    source=f"reference file {os.path.basename(args.prior)}")
     frame = _read(args.input, args)
+    dated = _date_problem(frame, args.session)
+    if dated is not None:  # before the prior is fitted, and with no hint at options this command does not have
+        raise InvalidInputError([dated], "alliance_ts")
+    if not existing and args.prior is not None:
+        check_readable(args.prior)
+        reference = _read(args.prior, args)
+        dated = _date_problem(reference, args.session)
+        if dated is not None:
+            raise InvalidInputError([Problem(f"--prior: {dated.where}", dated.message, dated.examples)],
+                                    "alliance_ts")
+        mon.fit(reference, client=args.client, session=args.session, score=args.score,
+                source=f"reference file {os.path.basename(args.prior)}")
     alerts = mon.update(frame, client=args.client, session=args.session, score=args.score)
 
     table = alerts.sessions.drop(columns=["repaired_at"]).rename(
         columns={"client": args.client, "session": args.session, "score": args.score})
     header = list(table.columns)
     old = b""
+    newline = "\n"
     if out_path.is_file() and out_path.stat().st_size > 0:
         old = out_path.read_bytes()
-        first = old.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+        line = old.split(b"\n", 1)[0]
+        # a file re-saved by a spreadsheet ("CSV UTF-8") starts with a byte-order mark and ends lines with CRLF
+        first = line.decode("utf-8-sig", errors="replace").rstrip("\r")
+        if line.endswith(b"\r"):
+            newline = "\r\n"
         if first.split(",") != header:
             raise InvalidInputError([Problem("--out", f"{str(out_path)!r} has other columns than these alerts "
                                              f"({first[:120]!r}); name a new alerts file")], "alliance_ts")
         if not old.endswith(b"\n"):
-            old += b"\n"
+            old += newline.encode()
     buf = io.StringIO()
-    escape_formulas(table).to_csv(buf, index=False, header=not old, lineterminator="\n")
+    escape_formulas(table).to_csv(buf, index=False, header=not old, lineterminator=newline)
     caseload = mon.caseload().rename(columns={"client": args.client, "session": args.session, "score": args.score})
     temps = {target: _temp_name(target) for target in
              [out_path, state_path] + ([Path(args.caseload)] if args.caseload is not None else [])}

@@ -35,6 +35,7 @@ from scipy import special, stats
 
 from .errors import InvalidInputError, Problem, UnknownRuleError
 from .params import integer, number, parameters
+from .validation import plain
 
 __all__ = [
     "DEFAULT_MONITOR_RULE",
@@ -237,8 +238,8 @@ class Drop(OnlineRule):
         problems = super().check()
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (self.k, self.k_repair))
         if numbers and self.k > 0 and self.k_repair > self.k:
-            problems.append(Problem("parameter 'k_repair'", f"must be at most k ({self.k:g}), got {self.k_repair!r} "
-                                    "(a session that opens an alert would repair it at once)"))
+            problems.append(Problem("parameter 'k_repair'", f"must be at most k ({self.k:g}), got "
+                                    f"{plain(self.k_repair)} (a session that opens an alert would repair it at once)"))
         if (self.s0 is None) != (self.d0 is None):
             problems.append(Problem("parameters 's0', 'd0'", "give both or neither (neither: fit the prior on a "
                                     "reference table)"))
@@ -432,8 +433,8 @@ def get_online_rule(name: Any, params: dict[str, Any], context: str) -> tuple[On
     unknown = [k for k in params if k not in declared]
     problems = []
     if unknown:
-        problems.append(Problem("parameters", f"unknown parameter(s) {', '.join(map(repr, unknown))} of rule "
-                                f"{name!r}; its parameters: {', '.join(sorted(declared))}"))
+        problems.append(Problem("parameters", f"unknown parameter(s) {', '.join(map(plain, unknown))} of rule "
+                                f"{plain(name)}; its parameters: {', '.join(sorted(declared))}"))
         params = {k: v for k, v in params.items() if k in declared}
     rule = entry.cls(**{**entry.defaults, **params})
     problems += rule.check()
@@ -441,7 +442,7 @@ def get_online_rule(name: Any, params: dict[str, Any], context: str) -> tuple[On
 
 
 def _unknown(name: Any) -> Problem:
-    return Problem("parameter 'rule'", f"unknown monitoring rule {name!r}; live rules: {', '.join(_ONLINE)}; in "
+    return Problem("parameter 'rule'", f"unknown monitoring rule {plain(name)}; live rules: {', '.join(_ONLINE)}; in "
                    "batch (at.monitor) also every look-back rule of at.detect that reads scores (see "
                    "at.list_monitor_rules())")
 

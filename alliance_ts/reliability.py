@@ -134,7 +134,8 @@ def coder_agreement(
     (Eubanks et al., 2019) reports ICCs of .85-.98 for marker and strategy
     frequencies and .92 for the contribution and resolution ratings.
 
-    Kappa compares labels of the sessions both coders coded: ``rupture``
+    Kappa compares labels of the sessions both coders coded, of the clients
+    both coders' courses were analysed for (``min_sessions``): ``rupture``
     (the rule's session criterion; for a PSQ result, that the session lies in
     an episode) and ``type`` (from the session's marker counts).
 
@@ -186,7 +187,9 @@ def coder_agreement(
     icc = pd.concat([_icc(seen, key, m, len(chosen)) for m in names], ignore_index=True) if names else \
         pd.DataFrame(columns=["measure", "type", "description", "icc", "ci_low", "ci_high", "F", "df1", "df2", "p",
                               "n_sessions", "n_coders"])
-    labels = _labels(seen, result)
+    # session labels exist for the courses the rule analysed (min_sessions); the ICCs use every coded session
+    analysed = result.clients.loc[result.clients["included"].astype(bool), ["client", key]]
+    labels = _labels(seen.merge(analysed, on=["client", key]), result)
     rows = []
     for a, b in itertools.combinations(chosen, 2):
         la = labels[labels[key] == a].drop(columns=key)
@@ -220,7 +223,7 @@ def _labels(seen: pd.DataFrame, result: Detection) -> pd.DataFrame:
     key = group_column(seen)
     out = seen[["client", key, "session"]].copy()
     if "rupture" in seen.columns and seen["rupture"].dtype == "boolean":
-        out["rupture"] = seen["rupture"].astype(bool).to_numpy()
+        out["rupture"] = seen["rupture"].fillna(False).astype(bool).to_numpy()
         w = seen["withdrawal"].fillna(0).to_numpy() > 0 if "withdrawal" in seen else np.zeros(len(seen), bool)
         c = seen["confrontation"].fillna(0).to_numpy() > 0 if "confrontation" in seen else np.zeros(len(seen), bool)
         kind = np.where(w & c, "both", np.where(w, "withdrawal", np.where(c, "confrontation", "none")))

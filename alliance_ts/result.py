@@ -155,7 +155,10 @@ class Detection:
             raise InvalidInputError([Problem("rater", f"rule {self.rule!r} has no raters or coders")], where)
         present = list(pd.unique(self.clients[key]))
         if rater not in present:
-            raise InvalidInputError([Problem(key, f"no {key} {rater!r}; the result has {present}")], where)
+            from .validation import plain
+
+            shown = ", ".join(plain(v) for v in present)
+            raise InvalidInputError([Problem(key, f"no {key} {plain(rater)}; the result has {shown}")], where)
 
         def pick(t: pd.DataFrame) -> pd.DataFrame:
             return t[t[key] == rater].drop(columns=key).reset_index(drop=True)
@@ -514,3 +517,16 @@ def _clients_table(panel, included, reason, ep, client_extra, rule):
 def group_column(table: pd.DataFrame) -> str | None:
     """The column of ``table`` that splits clients into courses (``rater`` or ``coder``), or None."""
     return next((g for g in GROUPS if g in table.columns), None)
+
+
+def one_course_problem(result: Detection, name: str = "result") -> Any:
+    """The problem with a result that has several courses per client (raters or coders) where one is needed."""
+    from .errors import Problem
+    from .validation import plain
+
+    key = group_column(result.clients)
+    if key is None:
+        return None
+    present = [plain(v) for v in pd.unique(result.clients[key])]
+    return Problem(f"parameter {name!r}", f"the result has a course per {key} ({', '.join(present)}), so each client "
+                   f"would count once per {key}; pick one with result.for_{key}(...)")

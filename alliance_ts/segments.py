@@ -15,7 +15,9 @@ How a session row is made from its segment rows:
 - a *coded* segment is a row with at least one marker cell filled in; in a
   coded segment an empty marker cell counts as "not marked" (0), because
   coders leave absent markers blank; rows with every marker cell empty are
-  not coded (they count for nothing);
+  not coded (they count for nothing), and ratings given to a session
+  without any coded segment are an input error (was nothing seen, or was
+  the session not coded?);
 - each *sum* (``withdrawal``, ``confrontation``, ``resolution``) adds its
   columns over the coded segments (presence marks 0/1 or counts);
 - ``segments`` is the number of coded segments; a session with none is not
@@ -118,7 +120,12 @@ def validate_segments(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None
     missing_counts: dict[float, int] = {c: 0 for c in layout.missing}
 
     def read(col: str, word: str) -> np.ndarray:
-        return _value_problems(problems, frame[col], col, None, index, client_col, sess_col, word,
+        series = frame[col]
+        if pd.api.types.is_bool_dtype(series.dtype):  # presence marks written True/False
+            series = series.astype("Float64")
+        elif series.dtype == object:  # an empty text cell is an empty cell
+            series = series.mask(series.map(lambda v: isinstance(v, str) and not v.strip()))
+        return _value_problems(problems, series, col, None, index, client_col, sess_col, word,
                                layout.missing, missing_counts)
 
     # --- the cells -------------------------------------------------------------
@@ -165,7 +172,7 @@ def validate_segments(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None
     if spec.column is not None:
         seg = read(spec.column, "segment number")
         with np.errstate(invalid="ignore"):
-            unnumbered = coded & np.isnan(seg)
+            unnumbered = coded & frame[spec.column].isna().to_numpy()  # (text that is not a number: said above)
             fraction = np.isfinite(seg) & (seg != np.round(seg))
         if unnumbered.any():
             problems.append(_problem_rows(f"column {spec.column!r}", "with codes but no segment number",
@@ -208,6 +215,18 @@ def validate_segments(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None
     out: dict[str, Any] = {k: frame[k].iloc[first].reset_index(drop=True) for k in keys}
     n_coded = np.bincount(group_of, weights=coded, minlength=n_groups)
     has = n_coded > 0
+    rating_cols = list(dict.fromkeys(c for _, c in (*spec.peaks, *spec.constants)))
+    rated = np.zeros(len(frame), dtype=bool)
+    for col in rating_cols:
+        rated |= ~np.isnan(ratings[col])
+    orphan = rated & ~has[group_of]
+    if orphan.any():
+        # a rating of a session whose markers were not coded: "no rupture" or "not coded"? the coder must say
+        problems.append(_problem_rows(
+            "columns " + ", ".join(map(repr, rating_cols)),
+            f"hold ratings of {np.unique(group_of[orphan]).size} session(s) whose marker cells are all empty "
+            "(a session without marker codes is not coded); fill in the markers seen (0 when none) or leave "
+            "its ratings empty", orphan, index, client_col, sess_col, None))
     for name, _ in spec.sums:
         total = np.bincount(group_of, weights=np.nan_to_num(row_sums[name]), minlength=n_groups)
         out[name] = np.where(has, total, np.nan)

@@ -537,7 +537,10 @@ def _ids(
     uniques = pd.Index(uniques)
     if uniques.dtype == object or pd.api.types.is_string_dtype(uniques.dtype):
         # vectorised over the unique ids (a million text ids is common); non-text ids are never blank
-        blank = (pd.Series(uniques, dtype=object).str.strip() == "").fillna(False).to_numpy(dtype=bool)
+        try:
+            blank = (pd.Series(uniques, dtype=object).str.strip() == "").fillna(False).to_numpy(dtype=bool)
+        except AttributeError:  # an object column holding no text at all (numbers beside missing markers)
+            blank = np.zeros(len(uniques), dtype=bool)
         if blank.any():
             keep = np.flatnonzero(~blank)
             remap = np.full(len(uniques), -1, dtype=np.int64)

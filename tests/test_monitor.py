@@ -255,6 +255,8 @@ def test_batch_equals_live(tmp_path_factory, rule, params, data, seed, via_file)
     joined = at.Alerts.concat(parts)
     pd.testing.assert_frame_equal(joined.sessions, whole.sessions)
     assert joined.rule == whole.rule and joined.params == whole.params
+    # the live caseload is the batch one: threshold and baseline of the latest session included
+    pd.testing.assert_frame_equal(live.caseload(), whole.caseload())
 
 
 # --------------------------------------------------------------------------
@@ -291,8 +293,74 @@ def test_session_sent_twice_or_out_of_order():
 def test_ids_that_print_alike_across_batches():
     mon = at.Monitor("srs36")
     mon.update(pd.DataFrame({"client": [7], "session": [1], "score": [38.0]}))
-    with pytest.raises(at.InvalidInputError, match="print like a client already monitored.*7 and '7'"):
+    with pytest.raises(at.InvalidInputError, match="written the other way.*: '7' here, 7 in the state"):
         mon.update(pd.DataFrame({"client": ["7"], "session": [2], "score": [38.0]}))
+
+
+HINT = ("ids must be written the same way in every batch: read the file with the ids as text (CSV: ids are read "
+        "as text), or convert them")
+
+
+def test_ids_written_as_numbers_after_text():
+    # week 1 from a CSV file (ids as text), week 2 from an Excel file (the same ids as numbers): 7 is '007'
+    mon = at.Monitor("srs36")
+    mon.update(pd.DataFrame({"client": ["007", "012", "3"], "session": [1, 1, 1], "score": [38.0, 35, 39]}))
+    before = _state(mon)
+    excel = pd.DataFrame({"client": np.array([7, 12, 3, 44], dtype=np.int64), "session": [2, 2, 2, 1],
+                          "score": [30.0, 37, 39, 20]})
+    with pytest.raises(at.InvalidInputError) as err:
+        mon.update(excel)
+    text = str(err.value)
+    assert ("3 client id(s) of this batch match a client already monitored written the other way" in text)
+    assert "3 here, '3' in the state; 7 here, '007' in the state; 12 here, '012' in the state" in text
+    assert "1 other client id(s) of this batch are numbers where the clients already monitored have text ids " \
+           "(e.g. 44)" in text
+    assert "nothing was updated" in text and HINT in text and "np." not in text
+    after = _state(mon)
+    assert after[1] == before[1] == ["007", "012", "3"]
+    assert all(np.array_equal(before[0][k], after[0][k], equal_nan=True) for k in before[0])
+    # a number id that matches no text id is still refused: numbers and text are not mixed across batches
+    with pytest.raises(at.InvalidInputError, match=r"are numbers where the clients already monitored have text ids "
+                                                   r"\(e\.g\. 44\)"):
+        mon.update(pd.DataFrame({"client": [44], "session": [1], "score": [30.0]}))
+    # the reverse: number ids in the state, text in the batch ('07' reads as 7)
+    nums = at.Monitor("srs36")
+    nums.update(pd.DataFrame({"client": [7, 8], "session": [1, 1], "score": [38.0, 38]}))
+    with pytest.raises(at.InvalidInputError, match="'07' here, 7 in the state.*'x'"):
+        nums.update(pd.DataFrame({"client": ["07", "x"], "session": [2, 1], "score": [30.0, 30]}))
+    assert nums.n_clients == 2
+    # two texts are two clients: '7' beside '007' is a new client, as before
+    out = mon.update(pd.DataFrame({"client": ["007", "7"], "session": [2, 1], "score": [30.0, 39]}))
+    assert out.sessions["client"].tolist() == ["007", "7"] and mon.n_clients == 4
+    # a state mixing numbers and text (one batch with both): only the ids written the other way are refused
+    mixed = at.Monitor("srs36")
+    mixed.update(pd.DataFrame({"client": [5, "b"], "session": [1, 1], "score": [38.0, 38]}))
+    mixed.update(pd.DataFrame({"client": [6, "c"], "session": [1, 1], "score": [38.0, 38]}))
+    with pytest.raises(at.InvalidInputError, match="'005' here, 5 in the state"):
+        mixed.update(pd.DataFrame({"client": ["005"], "session": [2], "score": [38.0]}))
+
+
+def test_dates_as_sessions_are_refused(tmp_path):
+    # weekly batches with dates as sessions: ranked within each batch, the second week would restart at 1
+    dated = pd.DataFrame({"client": 1, "session": pd.date_range("2024-01-01", periods=6, freq="7D"),
+                          "score": [38.0, 39, 38, 30, 39, 38]})
+    expected = "monitoring numbers sessions: give each client's session number (1, 2, 3, ...)"
+    mon = at.Monitor("srs36")
+    for batch in (dated.iloc[:3], dated.assign(session=dated["session"].dt.date),
+                  dated.assign(session=dated["session"].dt.strftime("%Y-%m-%d")),
+                  dated.assign(session=dated["session"].dt.to_period("D"))):
+        with pytest.raises(at.InvalidInputError) as err:
+            mon.update(batch)
+        text = str(err.value)
+        assert expected in text and "row 0: " in text and "date-format" not in text and "--" not in text
+    assert mon.n_clients == 0
+    for rule in ("srs36", "recommended", "drop"):
+        with pytest.raises(at.InvalidInputError) as err:
+            at.monitor(dated, rule=rule)
+        assert expected in str(err.value) and "6 date(s)" in str(err.value)
+    # session numbers that are text are not dates
+    assert at.Monitor("srs36").update(dated.assign(session=["1", "2", "3", "4", "5", "6"])).sessions[
+        "alert"].tolist() == [False, False, False, True, False, False]
 
 
 def test_empty_batch():
@@ -360,6 +428,64 @@ def test_state_of_another_rule_or_version_or_damaged(tmp_path):
         mon.save(tmp_path / "state.txt")
 
 
+@pytest.mark.parametrize("edit", ["params.cutoff", "scale.high", "rule", "prior", "format", "alliance_ts"])
+def test_state_edited_by_hand_is_refused(tmp_path, edit):
+    # every entry that changes results is under the checksum: a hand-edited state is a changed file
+    mon = at.Monitor("srs36")
+    mon.update(course([38.0, 35]))
+    path = mon.save(tmp_path / "state.json")
+    body = json.loads(path.read_text())
+    assert body["params"] == {"cutoff": 36.0} and body["scale"]["high"] == 40.0 and body["rule"] == "srs36"
+    if edit == "params.cutoff":
+        body["params"]["cutoff"] = 30.0  # every alert would mean another cut-off
+    elif edit == "scale.high":
+        body["scale"]["high"] = 50.0
+    elif edit == "rule":
+        body["rule"] = "cutoff"  # a valid rule with the same parameters
+    elif edit == "prior":
+        body["prior"] = {"source": "made up"}
+    elif edit == "format":
+        body["format"] = "alliance_ts.monitor-state "
+    else:
+        body["alliance_ts"] = "0.0.1"  # the library version is a record only: not checked
+    (tmp_path / "edited.json").write_text(json.dumps(body))
+    if edit == "alliance_ts":
+        assert at.Monitor.load(tmp_path / "edited.json").params == mon.params
+        return
+    with pytest.raises(at.InvalidInputError, match="checksum does not match|not a monitoring state"):
+        at.Monitor.load(tmp_path / "edited.json")
+    # the Parquet state: the same header, in the file's metadata
+    import pyarrow.parquet as pq
+
+    mon.save(tmp_path / "state.parquet")
+    table = pq.read_table(tmp_path / "state.parquet")
+    meta = json.loads(table.schema.metadata[b"alliance_ts.monitor-state"])
+    meta.update({k: body[k] for k in ("params", "scale", "rule", "prior", "format")})
+    pq.write_table(table.replace_schema_metadata({"alliance_ts.monitor-state": json.dumps(meta)}),
+                   tmp_path / "edited.parquet")
+    with pytest.raises(at.InvalidInputError, match="checksum does not match|not a monitoring state"):
+        at.Monitor.load(tmp_path / "edited.parquet")
+
+
+def test_messages_show_plain_values(tmp_path):
+    with pytest.raises(at.InvalidInputError, match=r"must be at most k \(1\), got 2 \(a session") as err:
+        at.Monitor("drop", k=1.0, k_repair=np.float64(2.0))
+    assert "np." not in str(err.value)
+    with pytest.raises(at.InvalidInputError, match=r"unknown monitoring rule 'nope';") as err:
+        at.Monitor(np.str_("nope"))
+    with pytest.raises(at.InvalidInputError, match=r"a Prior, got 2$") as err:
+        at.monitor(course([38.0]), rule="drop", prior=np.int64(2))
+    mon = at.Monitor("srs36")
+    mon.update(course([38.0, 35]))
+    path = mon.save(tmp_path / "state.json")
+    with pytest.raises(at.InvalidInputError, match="written by rule 'srs36', not 'drop':") as err:
+        at.Monitor.load(path, rule=np.str_("drop"))
+    bad = course([30.0], start=2).set_index(pd.Index(np.array([4], dtype=np.int64)))
+    with pytest.raises(at.InvalidInputError, match=r"row 4 \(client 1, session 2; last session monitored 2\)") as err:
+        mon.update(bad)
+    assert "np." not in str(err.value)
+
+
 def test_state_memory_does_not_grow_with_sessions():
     mon = at.Monitor("drop", s0=1.0, d0=4)
     sizes = []
@@ -388,8 +514,32 @@ def test_caseload_sorted_by_evidence():
     live = mon.caseload()
     assert live[["client", "session", "score", "evidence", "alert_start", "n_open"]].values.tolist() == [
         [2, 3, 26.0, -10.0, 1, 3], [1, 3, 33.0, -3.0, 2, 2]]
+    # srs36: the threshold is the cut-off 36, and there is no baseline
+    assert live["threshold"].tolist() == [36.0, 36.0] and live["baseline"].isna().all()
+    pd.testing.assert_frame_equal(live, cl)
     # repaired clients and alerts repaired later are not in it
     assert res.episodes.loc[res.episodes["client"] == 3, "status"].tolist() == ["repaired"]
+
+
+def test_live_caseload_threshold_and_baseline_by_hand():
+    # drop, s0 = 1, d0 = 4, k = 2.5 (see test_drop_by_hand): after 50 52 51 the baseline is n 3, mean 51, M2 2;
+    # s4 44: s^2 = (4*1 + 2)/(4 + 3 - 1) = 1, threshold = 51 - 2.5*1 = 48.5, z = -7: the alert opens;
+    # s5 46: the baseline is unchanged (alert sessions stay out): threshold 48.5, baseline 51, z = -5
+    mon = at.Monitor("drop", s0=1.0, d0=4)
+    mon.update(course([50.0, 52, 51]))
+    mon.update(course([44.0, 46], start=4))
+    cl = mon.caseload()
+    assert cl[["client", "session", "score", "evidence", "alert_start", "n_open", "threshold", "baseline"]
+              ].values.tolist() == [[1, 5, 46.0, -5.0, 4, 2, 48.5, 51.0]]
+    pd.testing.assert_frame_equal(cl, at.monitor(course([50.0, 52, 51, 44, 46]), rule="drop", s0=1.0,
+                                                 d0=4).caseload())
+    # a missed latest session: the alert stays open, and the row is that session's (no score, no evidence)
+    mon.update(course([np.nan], start=6))
+    cl = mon.caseload()
+    assert cl[["session", "alert_start", "n_open"]].values.tolist() == [[6, 4, 3]]
+    assert cl[["score", "evidence", "p", "threshold", "baseline"]].isna().all(axis=None)
+    pd.testing.assert_frame_equal(cl, at.monitor(course([50.0, 52, 51, 44, 46, np.nan]), rule="drop", s0=1.0,
+                                                 d0=4).caseload())
 
 
 def test_fit_prior_ignores_id_spelling_and_order():

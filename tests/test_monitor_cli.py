@@ -109,3 +109,70 @@ def test_prior_from_a_reference_file(tmp_path):
     assert got["client"].tolist() == expected["client"].tolist()
     assert got["alert"].tolist() == expected["alert"].tolist()
     pd.testing.assert_series_equal(got["evidence"], expected["evidence"], check_names=False)
+
+
+def test_ids_as_numbers_after_text_are_refused(weeks):
+    # week 1 from CSV: ids "007" and "7" as text; week 2 from Excel, where the ids are the numbers 7 and 12
+    assert run("monitor", "w1.csv", "--state", "state.json", "--out", "alerts.csv", "--rule", "srs36", *COLUMNS,
+               cwd=weeks)[0] == 0
+    before = {name: (weeks / name).read_bytes() for name in ("state.json", "alerts.csv")}
+    pd.DataFrame({"pid": [7, 12], "week": [2, 1], "srs": [30, 39]}).to_excel(weeks / "w2.xlsx", index=False)
+    code, _, err = run("monitor", "w2.xlsx", "--state", "state.json", "--out", "alerts.csv", *COLUMNS, cwd=weeks)
+    assert code == 2 and "Traceback" not in err
+    assert "1 client id(s) of this batch match a client already monitored written the other way" in err
+    assert "7 here, '007' and '7' in the state" in err
+    assert "1 other client id(s) of this batch are numbers where the clients already monitored have text ids " \
+           "(e.g. 12)" in err
+    assert "ids must be written the same way in every batch: read the file with the ids as text (CSV: ids are " \
+           "read as text), or convert them" in err
+    assert "np." not in err
+    assert {name: (weeks / name).read_bytes() for name in before} == before
+    assert json.loads((weeks / "state.json").read_text())["clients"] == ["007", "7"]
+
+
+def test_dates_as_sessions_are_refused(weeks):
+    write(weeks / "d1.csv", [["007", "2024-01-01", 38], ["7", "2024-01-01", 40]])
+    for extra in ([], ["--rule", "drop", "--prior", "d1.csv", "--scale", "srs"]):
+        code, _, err = run("monitor", "d1.csv", "--state", "state.json", "--out", "alerts.csv",
+                           *(extra or ["--rule", "srs36"]), *COLUMNS, cwd=weeks)
+        assert code == 2 and "Traceback" not in err
+        assert "column 'week': monitoring numbers sessions: give each client's session number (1, 2, 3, ...)" in err
+        assert "row 0: '2024-01-01'" in err
+        assert "date-format" not in err and "to_datetime" not in err
+        assert not (weeks / "state.json").exists() and not (weeks / "alerts.csv").exists()
+
+
+def test_append_to_alerts_resaved_by_a_spreadsheet(weeks):
+    # Excel's "CSV UTF-8": a byte-order mark before the header, lines ending in CRLF
+    assert run("monitor", "w1.csv", "--state", "state.json", "--out", "alerts.csv", "--rule", "srs36", *COLUMNS,
+               cwd=weeks)[0] == 0
+    text = (weeks / "alerts.csv").read_text(encoding="utf-8")
+    (weeks / "alerts.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    code, _, err = run("monitor", "w2.csv", "--state", "state.json", "--out", "alerts.csv", *COLUMNS, cwd=weeks)
+    assert code == 0, err
+    data = (weeks / "alerts.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfpid,week,srs,") and data.count("\ufeff".encode()) == 1
+    assert data.count(b"\r\n") == data.count(b"\n") == 5  # header and 4 rows, every line ending as the file's did
+    alerts = pd.read_csv(weeks / "alerts.csv", dtype={"pid": str}, encoding="utf-8-sig")
+    assert list(alerts.columns[:3]) == ["pid", "week", "srs"]
+    # "007" drops to 30 in week 2: 30 <= 36 opens an alert, evidence 30 - 36 = -6
+    assert alerts[["pid", "week", "alert", "new", "evidence"]].values.tolist() == [
+        ["007", 1, False, False, 2.0], ["7", 1, False, False, 4.0],
+        ["007", 2, True, True, -6.0], ["7", 2, False, False, 3.0]]
+
+
+def test_caseload_file_has_threshold_and_baseline(weeks):
+    # drop with s0 = 2, d0 = 4, k = 2.5: "007" scores 38, 39, 38 (baseline n 3, mean 115/3 = 38.333,
+    # M2 = 0.5 + 0.1667 = 0.6667), then 30: s^2 = (4*4 + 0.6667)/(4 + 3 - 1) = 2.7778, s = 1.6667,
+    # threshold = 38.333 - 2.5*1.6667 = 34.167, z = (30 - 38.333)/1.6667 = -5: the alert opens
+    write(weeks / "a.csv", [["007", 1, 38], ["007", 2, 39], ["007", 3, 38], ["7", 1, 40]])
+    write(weeks / "b.csv", [["007", 4, 30], ["7", 2, 40]])
+    args = ("--state", "state.json", "--out", "alerts.csv", *COLUMNS, "--caseload", "caseload.csv")
+    assert run("monitor", "a.csv", *args, "--rule", "drop", "--param", "s0=2", "--param", "d0=4", cwd=weeks)[0] == 0
+    code, _, err = run("monitor", "b.csv", *args, cwd=weeks)
+    assert code == 0, err
+    cl = pd.read_csv(weeks / "caseload.csv", dtype={"pid": str})
+    assert cl["pid"].tolist() == ["007"] and cl["week"].tolist() == [4]
+    assert cl["evidence"].iloc[0] == pytest.approx(-5.0)
+    assert cl["baseline"].iloc[0] == pytest.approx(115 / 3)
+    assert cl["threshold"].iloc[0] == pytest.approx(115 / 3 - 2.5 * 5 / 3)

@@ -360,3 +360,70 @@ def test_simulated_codes_follow_the_planted_episodes():
     exact = (e["type"].astype(str) == e["type_true"]).mean()
     # alone in about half (markers of the other kind in the same sessions make the rest "both")
     assert np.mean(seen) == 1.0 and exact > 0.45
+
+
+# --------------------------------------------------------------------------
+# found by a review as a user would
+
+
+def test_ratings_of_a_session_without_marker_codes_are_an_error():
+    # session 2 has a resolution rating but every marker cell empty: not coded, or nothing seen?
+    df = session_rows([1, NA, 1, 1], [0, NA, 0, 0], [2, 1, 2, 2])
+    with pytest.raises(InvalidInputError, match=r"hold ratings of 1 session\(s\) whose marker cells are all empty"):
+        at.detect(df, rule="observer", segment=None, withdrawal="w", confrontation="c", resolved="res")
+    # the coder says "nothing seen" with zeros: session 2 has no rupture and repairs the episode of session 1
+    df.loc[1, ["w", "c"]] = 0
+    e = at.detect(df, rule="observer", segment=None, withdrawal="w", confrontation="c", resolved="res").episodes
+    assert e["start"].tolist() == [1, 3] and e["end"].iloc[0] == 2 and e["status"].tolist() == ["repaired",
+                                                                                                "unresolved"]
+
+
+def test_presence_marks_as_booleans_and_empty_text_cells():
+    df = session_rows([0, 1, 0], [0, 0, 0])
+    df["w"] = df["w"].astype(bool)
+    df["c"] = pd.Series(["", " ", "0"], dtype=object)  # a coded row's empty cell is "not marked"
+    res = at.detect(df, rule="observer", segment=None, withdrawal="w", confrontation="c")
+    assert res.sessions["withdrawal"].tolist() == [0, 1, 0] and res.episodes["start"].tolist() == [2]
+
+
+def test_few_coded_sessions_per_case():
+    # 3RS studies often code two sessions per case: with min_sessions=3 the clients are kept, with a reason
+    codes = pd.concat([session_rows([1, 0], [0, 0], client=k, coder=c) for k in (1, 2, 3) for c in ("A", "B")])
+    kw = dict(segment=None, withdrawal="w", confrontation="c", coder="coder")
+    res = at.detect(codes, rule="observer", **kw)
+    assert not res.clients["included"].any() and res.episodes.empty
+    rel = at.coder_agreement(res)  # the ICCs use every coded session; no labels to compare
+    assert rel.icc.loc[rel.icc["measure"] == "withdrawal", "n_sessions"].iloc[0] == 6
+    assert (rel.kappa["n"] == 0).all() and rel.kappa["kappa"].isna().all()
+    res = at.detect(codes, rule="observer", min_sessions=1, **kw)
+    assert len(res.episodes) == 6  # a rupture at session 1 repaired at session 2, per client and coder
+    # kappa: both coders agree on all 6 sessions (3 with a rupture, 3 without): p_o = 1
+    assert at.coder_agreement(res).kappa.set_index("label").loc["rupture", "kappa"] == pytest.approx(1.0)
+
+
+def test_results_with_several_coders_are_not_pooled():
+    res = two_coders()
+    outcomes = pd.DataFrame({"client": [1], "y": [1.0]})
+    with pytest.raises(InvalidInputError, match=r"course per coder \('A', 'B'\).*for_coder"):
+        at.effects.outcome_association(res, outcomes, outcome="y")
+    with pytest.raises(InvalidInputError, match="for_coder"):
+        at.evaluate(res, at.simulate(2, rng=1))
+    with pytest.raises(InvalidInputError, match=r"no coder 'Z'; the result has 'A', 'B'"):
+        res.for_coder("Z")
+
+
+def test_convergence_leaves_out_clients_a_rule_did_not_analyse_and_refuses_mixed_id_types():
+    long_ = session_rows([0, 1, 0, 0], [0] * 4, client=1)
+    short = session_rows([1, 1], [0, 0], client=2)  # 2 coded sessions: not analysed with min_sessions=3
+    kw = dict(segment=None, withdrawal="w", confrontation="c")
+    a = at.detect(pd.concat([long_, short]), rule="observer", **kw)
+    b = at.detect(pd.concat([long_, short]), rule="observer", min_sessions=1, **kw)
+    row = at.convergence({"a": a, "b": b}).pairs.iloc[0]
+    assert row["n"] == 4 and row["n_only_b"] == 2  # client 2's sessions are only b's, not "no rupture" in a
+    text = at.detect(pd.concat([long_, short]).assign(client=lambda d: d["client"].astype(str)), rule="observer",
+                     min_sessions=1, **kw)
+    with pytest.raises(InvalidInputError, match="client ids are of different types"):
+        at.convergence({"a": a, "text": text})
+    scores = pd.DataFrame({"client": "1", "session": range(1, 7), "score": [5.0, 5, 5, 3, 5, 5]})
+    with pytest.raises(InvalidInputError, match="client ids are text in result and numbers in typed"):
+        at.carry_type(at.detect(scores, rule="vshape", pooled_sd=0.5), a)

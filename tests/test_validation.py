@@ -237,3 +237,11 @@ def test_non_string_column_names():
                                "available: 0, 1, 2")
     renamed = df.rename(columns=str).rename(columns={"0": "client", "1": "session", "2": "score"})
     assert at.detect(renamed, rule="vshape", pooled_sd=1.0).clients["included"].tolist() == [True]
+
+
+def test_numbers_in_an_object_id_column_beside_a_missing_id():
+    # an object column of numbers and NaN (what a merge or a hand-built list gives): the missing id is named
+    df = pd.DataFrame({"client": pd.Series([1, 2, np.nan, 1, 2, 2], dtype=object), "session": [1, 1, 1, 2, 2, 3],
+                       "score": [1.0, 2, 3, 4, 5, 6]})
+    _, probs = problems_of(lambda: at.detect(df, rule="vshape", pooled_sd=1.0))
+    assert probs == ["column 'client': 1 row with a missing client id; e.g. row 2"]

@@ -122,9 +122,8 @@ class Observer(Rule):
     Notes
     -----
     For each coder and client, over the coded sessions (a session is coded
-    when at least one segment has a marker cell filled in, or it has a
-    rating; see :mod:`alliance_ts.segments` for how segment rows make a
-    session):
+    when at least one segment has a marker cell filled in; see
+    :mod:`alliance_ts.segments` for how segment rows make a session):
 
     1. With :math:`W` and :math:`C` the session's withdrawal and
        confrontation marker counts, the session *has a rupture* when
@@ -166,6 +165,11 @@ class Observer(Rule):
     criterion (rating 4 of 5, or a strategy after the last marker) and the
     construction of multi-session episodes are this library's choices; the
     3RS itself codes single sessions.
+
+    ``min_sessions`` of :func:`~alliance_ts.detect` (default 3) counts
+    coded sessions: observer studies often code only a few (early)
+    sessions per case, so pass ``min_sessions=1`` to label every coded
+    client; clients with fewer are kept in ``clients`` with a ``reason``.
 
     References
     ----------
