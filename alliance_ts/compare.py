@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
+from ._lazy import metrics
 from .errors import InvalidInputError, Problem
 from .result import LABELS, PATTERNS, Detection
 
@@ -195,11 +195,11 @@ def agreement(
     units = units.reset_index(drop=True)
     x, y = units["a"].astype(str).to_numpy(), units["b"].astype(str).to_numpy()
     n = len(units)
-    table = confusion_matrix(x, y, labels=list(cats)) if n else np.zeros((len(cats), len(cats)), dtype=np.int64)
+    table = metrics.confusion_matrix(x, y, labels=list(cats)) if n else np.zeros((len(cats), len(cats)), dtype=np.int64)
     confusion = pd.DataFrame(table, index=pd.Index(cats, name=names[0]), columns=pd.Index(cats, name=names[1]))
     percent = float(np.trace(table) / n) if n else float("nan")
     marg = table.sum(axis=1) @ table.sum(axis=0) / n**2 if n else 1.0
-    kappa = float(cohen_kappa_score(x, y, labels=list(cats))) if n and marg < 1 else float("nan")
+    kappa = float(metrics.cohen_kappa_score(x, y, labels=list(cats))) if n and marg < 1 else float("nan")
     return Agreement(kappa, percent, n, confusion, units, level, what, names, n_only_a, n_only_b)
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ._lazy import stats
 from .effects import fisher_ci
 from .errors import InvalidInputError, Problem
 from .result import Detection, group_column, one_course_problem

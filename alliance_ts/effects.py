@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ._lazy import stats
 from .errors import AllianceWarning, FewClustersWarning, InvalidInputError, Problem, SmallGroupWarning
 from .result import PHASES, Detection, one_course_problem
 

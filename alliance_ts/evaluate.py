@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
+from ._lazy import metrics, optimize
 from .errors import InvalidInputError, Problem
 from .result import PATTERNS, Detection, one_course_problem
 from .simulate import Simulation
@@ -178,7 +177,7 @@ def evaluate(
         # maximise the number of allowed pairs first, then minimise the distance
         big = float(diff.size * (margin + 1) + 1)
         cost = np.where(allowed, diff - big, 0.0)
-        rows, cols = linear_sum_assignment(cost)
+        rows, cols = optimize.linear_sum_assignment(cost)
         for r, k in zip(rows, cols):
             if allowed[r, k]:
                 pairs.append((c, t.iloc[k], d.iloc[r]))
@@ -214,14 +213,14 @@ def evaluate(
     true_pat = _patterns(true_eps, universe)
     det_pat = _patterns(det_eps, universe)
     labels = list(PATTERNS)
-    cm = confusion_matrix(true_pat, det_pat, labels=labels)
+    cm = metrics.confusion_matrix(true_pat, det_pat, labels=labels)
     confusion = pd.DataFrame(cm, index=pd.Index(labels, name="truth"), columns=pd.Index(labels, name="detected"))
     if len(universe) == 0:
         kappa = float("nan")
     elif len(set(true_pat) | set(det_pat)) == 1:
         kappa = 1.0
     else:
-        kappa = float(cohen_kappa_score(true_pat, det_pat, labels=labels))
+        kappa = float(metrics.cohen_kappa_score(true_pat, det_pat, labels=labels))
     no_truth = true_pat == "no_rupture"
     n_clean = int(no_truth.sum())
     false_alarm = float((det_pat[no_truth] != "no_rupture").mean()) if n_clean else float("nan")

@@ -79,8 +79,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
+from ._lazy import optimize, stats
 from .effects import CONTRASTS, d_to_r, outcome_association, r_to_d
 from .errors import InvalidInputError, Problem
 from .result import Detection

@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
+from ._lazy import special, stats
 from .errors import InvalidInputError, Problem, UnknownRuleError
 from .params import integer, number, parameters
 from .validation import plain

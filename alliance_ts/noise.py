@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
+from ._lazy import stats
 from .panel import Panel
 
 __all__ = [

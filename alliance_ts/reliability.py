@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
+from ._lazy import metrics
 from .errors import InvalidInputError, Problem
 from .result import Detection, group_column
 
@@ -202,7 +202,7 @@ def coder_agreement(
             n = len(both)
             kappa = float("nan")
             if n and len(set(x) | set(y)) > 1:
-                kappa = float(cohen_kappa_score(x, y))
+                kappa = float(metrics.cohen_kappa_score(x, y))
             rows.append({"label": label, "coder_a": a, "coder_b": b, "kappa": kappa,
                          "percent": float(np.mean(x == y)) if n else float("nan"), "n": n})
     kappas = pd.DataFrame(rows, columns=["label", "coder_a", "coder_b", "kappa", "percent", "n"])

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ._lazy import stats
 from .errors import InvalidInputError, Problem
 from .result import _categorical
 from .validation import check_number, read_panel

@@ -3,6 +3,8 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -279,3 +281,11 @@ def test_parse_value():
     assert cli.parse_value("1, 2.5") == (1.0, 2.5)
     assert cli.parse_value("a,b") == "a,b"
     assert cli.parse_value("bic") == "bic"
+
+
+def test_the_command_starts_without_scipy_and_sklearn():
+    # scipy.stats alone takes about a second to import: the library imports it (and scikit-learn) on first use,
+    # so that `alliance-ts rules`, an input error or a monitoring update start fast
+    code = "import sys, alliance_ts; print(sorted(m for m in ('scipy.stats', 'sklearn') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

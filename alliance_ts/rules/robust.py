@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
+from .._lazy import stats
 from ..noise import difference_noise, moderated_sd, shift, trimmed_scale
 from ..panel import Block, Panel
 from ..params import choice, flag, integer, number, number_pair

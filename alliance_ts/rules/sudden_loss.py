@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
+from .._lazy import stats
 from ..errors import InvalidInputError, Problem
 from ..panel import Block, Panel
 from ..params import choice, flag, number
