@@ -110,6 +110,7 @@ COLUMN_LABELS = {
     "resolution": "Resolution strategies coded in the session",
     "resolution_late": "Resolution strategies at or after the last rupture marker",
     "segments": "Segments coded in the session",
+    "minutes_coded": "Minutes of the session coded (segments x segment length)",
     "significance": "Highest rupture significance rating",
     "resolved": "Resolution rating (resolved by the end of the session)",
     "contribution": "Therapist contribution rating",

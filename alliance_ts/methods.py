@@ -426,9 +426,10 @@ def _observer(p: dict[str, Any], refs: list[str]) -> list[str]:
     refs.append(EUBANKS_2019.split("; manual")[0] + ".")
     coder = (f"Each coder's codes (column {p['coder']!r}) were labelled separately. "
              if p.get("coder") is not None else "")
-    unit = ("Sessions were coded in segments; a session's marker counts were added over its coded segments (a "
-            "segment with at least one marker cell filled in; empty cells in a coded segment counted as not "
-            "marked). " if p.get("segment") is not None else "Each row of the codes was one session. ")
+    minutes = _num(p.get("segment_minutes", 5.0))
+    unit = (f"Sessions were coded in segments of {minutes} minutes; a session's marker counts were added over its "
+            "coded segments (a segment with at least one marker cell filled in; empty cells in a coded segment "
+            "counted as not marked). " if p.get("segment") is not None else "Each row of the codes was one session. ")
     kinds = _join([k for k in ("withdrawal", "confrontation") if p.get(k) is not None])
     sig = (f" and its highest rupture significance rating was {_num(p['significance_at'])} or higher"
            if p.get("significance_at") is not None else "")

@@ -48,6 +48,8 @@ def test_segment_codes_make_sessions_and_episodes_by_hand():
     assert math.isnan(s.loc[4, "score"]) and pd.isna(s.loc[4, "rupture"])
     # session 5: C = 1 of 2 segments -> 0.5; strategies after the marker (segment 2: 2) -> resolved
     assert s.loc[5, ["score", "resolution_late"]].tolist() == [0.5, 2]
+    # minutes coded: segments x 5 minutes (session 2: 2 coded segments -> 10; session 3: 3 -> 15)
+    assert s.loc[[2, 3], "minutes_coded"].tolist() == [10.0, 15.0]
     assert s["rupture"].tolist() == [False, True, True, pd.NA, True, False]
     e = res.episodes
     # episode 1: session 2, resolved within it (start == end); episode 2: opens at 3 unresolved, still open
@@ -209,6 +211,7 @@ def test_methods_paragraph_states_the_criterion():
     text = at.detect(segment_codes(), rule="observer", **SUBTYPES).methods()
     assert "Ruptures coded by observers" in text
     assert "at least 1 rupture marker(s) (withdrawal and confrontation markers counted together)" in text
+    assert "coded in segments of 5 minutes" in text
     assert "a resolution strategy was coded in the segment of the last rupture marker or later" in text
     assert "library's choices" in text and "Rupture Resolution Rating System" in text
 

@@ -70,8 +70,12 @@ class Observer(Rule):
     Parameters
     ----------
     segment : str or None, default "segment"
-        Column of the segment number within the session (5-minute segments
-        are usual; the length is not needed). None: each row is a session.
+        Column of the segment number within the session. None: each row is
+        a session.
+    segment_minutes : float, default 5.0
+        Length of a segment in minutes (5 is usual for the 3RS); reported
+        as the minutes coded per session (``minutes_coded``) and in the
+        Methods paragraph, not used for the labels.
     coder : str or None, default None
         Column naming the coder of each row; None for one coder (or a
         consensus coding).
@@ -151,9 +155,10 @@ class Observer(Rule):
     ``withdrawal``, ``confrontation``, ``resolution``, ``resolution_late``
     (strategies at or after the last marked segment), ``segments``,
     ``significance``, ``resolved``, ``contribution`` (those configured).
-    ``rupture`` says whether the session has a rupture (criterion 1) and
+    ``rupture`` says whether the session has a rupture (criterion 1),
     ``resolved_in_session`` whether it was resolved within the session
-    (missing without a rupture). Client columns add ``n_confrontation``
+    (missing without a rupture) and ``minutes_coded`` the coded segments
+    times ``segment_minutes``. Client columns add ``n_confrontation``
     and ``n_withdrawal`` (episodes with each kind of marker).
 
     **Provenance.** What the 3RS codes (withdrawal and confrontation
@@ -194,6 +199,8 @@ class Observer(Rule):
 
     segment: str | None = column("segment", "column of the segment number within the session (None: rows are "
                                  "sessions)")
+    segment_minutes: float = number(5.0, "length of a segment in minutes (reported as minutes_coded)", low=0,
+                                    low_open=True)
     coder: str | None = column(None, "column naming the coder of each row (None: one coder)")
     withdrawal: str | tuple[str, ...] | None = columns("withdrawal", "withdrawal marker column(s), added (presence "
                                                        "0/1 or counts)")
@@ -217,7 +224,8 @@ class Observer(Rule):
 
     trusted_output: ClassVar[bool] = True
     client_columns: ClassVar[dict[str, str]] = {"n_confrontation": "int64", "n_withdrawal": "int64"}
-    session_columns: ClassVar[dict[str, str]] = {"rupture": "boolean", "resolved_in_session": "boolean"}
+    session_columns: ClassVar[dict[str, str]] = {"rupture": "boolean", "resolved_in_session": "boolean",
+                                                 "minutes_coded": "float64"}
     episode_columns: ClassVar[dict[str, Any]] = {
         "type": pd.CategoricalDtype(list(TYPES)),
         "frequency": "float64",
@@ -342,6 +350,7 @@ class Observer(Rule):
             session_extra={
                 "rupture": np.where(block.valid, rupture, np.nan),
                 "resolved_in_session": np.where(block.valid & rupture, resolved, np.nan),
+                "minutes_coded": items["segments"] * self.segment_minutes,
             },
         )
 
