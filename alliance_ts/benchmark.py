@@ -276,9 +276,9 @@ def _other_inputs(other: pd.DataFrame, order: list[str], table: Any) -> list[str
         "docstring gives the numbers, all the library's choices), so these rows measure the rules' episode "
         "construction on data of a known quality, not how well patients, therapists or observers see ruptures. "
         "Every planted rupture, whatever its depth in scores, is equally visible to them, which is why they do "
-        "not depend on the scenario's depth. `observer` counts every coded marker (background markers at .01 per "
-        "segment and type make most clients 'ruptured', as in 3RS studies where ruptures are coded in most "
-        "sessions); `observer_significant` only sessions rated 3+ of 5 in significance.",
+        "not depend on the scenario's depth. `observer` counts every coded marker (background markers of low "
+        "significance, at .01 per segment and type, make most clients 'ruptured'); `observer_significant` only "
+        "sessions rated 3+ of 5 in significance.",
         "",
         "### F1",
         "",

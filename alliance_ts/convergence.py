@@ -149,7 +149,7 @@ def convergence(
     both sources give one label to every unit.
 
     **Continuous indices.** Session level: the observer's markers per coded
-    segment, the PSQ's highest rupture answer, and for score rules the drop
+    segment, the higher of the PSQ's rupture and withdrawal answers, and for score rules the drop
     below the client's mean in units of the client's SD,
     :math:`-(x_t - \\bar x)/s`. Client level: the number of episodes. ``r``
     is Pearson's correlation over the units with Fisher-z intervals;
@@ -345,8 +345,9 @@ def carry_type(result: Detection, typed: Detection, *, margin: int = 1) -> pd.Da
         ``"withdrawal"``, ``"both"``, or missing when no typed episode
         overlaps) and ``n_typed`` (typed episodes overlapping it). An
         episode spans its start to its end (to the client's last session
-        when unresolved); two episodes overlap when their spans, widened by
-        ``margin`` sessions, share a session number.
+        when unresolved); a typed episode overlaps when its span shares a
+        session number with the score episode's span widened by ``margin``
+        sessions on each side.
 
     Examples
     --------

@@ -179,7 +179,18 @@ def _rule_sentence(result: Detection, spec: Any, family: str) -> str:
     summary = spec.summary.strip()
     if not summary.endswith((".", "!", "?")):
         summary += "."
-    return f'{head}{preset}, which the library summarises as "{summary}"'
+    defaults = spec.parameters()
+    # parameters left at None are estimated from the data or name optional columns: not a different criterion
+    changed = any(defaults.get(k) is not None and _differs(v, defaults[k]) for k, v in result.params.items())
+    when = " at its default parameters (the criterion used here follows)" if changed else ""
+    return f'{head}{preset}, which the library summarises{when} as "{summary}"'
+
+
+def _differs(value: Any, default: Any) -> bool:
+    """Whether a parameter value differs from the rule's default (numbers compared as numbers)."""
+    if isinstance(value, (int, float)) and isinstance(default, (int, float)) and not isinstance(value, bool):
+        return float(value) != float(default)
+    return bool(value != default)
 
 
 def _criterion(family: str, p: dict[str, Any], spec: Any, refs: list[str]) -> list[str]:
@@ -427,9 +438,10 @@ def _observer(p: dict[str, Any], refs: list[str]) -> list[str]:
     coder = (f"Each coder's codes (column {p['coder']!r}) were labelled separately. "
              if p.get("coder") is not None else "")
     minutes = _num(p.get("segment_minutes", 5.0))
-    unit = (f"Sessions were coded in segments of {minutes} minutes; a session's marker counts were added over its "
-            "coded segments (a segment with at least one marker cell filled in; empty cells in a coded segment "
-            "counted as not marked). " if p.get("segment") is not None else "Each row of the codes was one session. ")
+    unit = (f"Sessions were coded in segments (segment_minutes = {minutes}, which only sets the reported minutes "
+            "coded); a session's marker counts were added over its coded segments (a segment with at least one "
+            "marker or strategy cell filled in; empty cells in a coded segment counted as not marked). "
+            if p.get("segment") is not None else "Each row of the codes was one session. ")
     kinds = _join([k for k in ("withdrawal", "confrontation") if p.get(k) is not None])
     sig = (f" and its highest rupture significance rating was {_num(p['significance_at'])} or higher"
            if p.get("significance_at") is not None else "")
@@ -453,9 +465,9 @@ def _observer(p: dict[str, Any], refs: list[str]) -> list[str]:
         "Outside an episode such a session opened one (repaired within the session when resolved); an open "
         f"episode was repaired at the first later coded session whose rupture was resolved{also}; an episode "
         "still open at the last coded session was unresolved. Sessions that were not coded were skipped.",
-        "The coded markers, strategies and ratings are those of the Rupture Resolution Rating System (Eubanks et "
-        "al., 2019); the session and resolution criteria and the construction of multi-session episodes are the "
-        "library's choices, not a published scoring rule.",
+        "The codes were taken to follow the Rupture Resolution Rating System (validation: Eubanks et al., 2019); "
+        "the session and resolution criteria and the construction of multi-session episodes are the library's "
+        "choices, not a published scoring rule.",
     ]
 
 

@@ -12,18 +12,19 @@ sessions, coders and chunks behave exactly as for questionnaire answers.
 
 How a session row is made from its segment rows:
 
-- a *coded* segment is a row with at least one marker cell filled in; in a
-  coded segment an empty marker cell counts as "not marked" (0), because
-  coders leave absent markers blank; rows with every marker cell empty are
-  not coded (they count for nothing), and ratings given to a session
-  without any coded segment are an input error (was nothing seen, or was
-  the session not coded?);
+- a *coded* segment is a row with at least one code cell (a marker or a
+  strategy) filled in; in a coded segment an empty code cell counts as
+  "not marked" (0), because coders leave absent markers blank; rows with
+  every code cell empty are not coded (they count for nothing), and a
+  significance rating on such a row, or a session-level rating of a
+  session without any coded segment, is an input error (was nothing seen,
+  or was it not coded?);
 - each *sum* (``withdrawal``, ``confrontation``, ``resolution``) adds its
   columns over the coded segments (presence marks 0/1 or counts);
 - ``segments`` is the number of coded segments; a session with none is not
   observed ("not coded", never "no rupture");
 - each *peak* (a significance rating per segment) is the highest rating of
-  the session;
+  the session's coded segments;
 - each *constant* (a global rating of the session) must hold one value per
   session (written on every segment row or on one of them);
 - the *late* count adds the resolution strategies coded in the last segment
@@ -217,16 +218,18 @@ def validate_segments(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None
     has = n_coded > 0
     rating_cols = list(dict.fromkeys(c for _, c in (*spec.peaks, *spec.constants)))
     rated = np.zeros(len(frame), dtype=bool)
-    for col in rating_cols:
+    for _, col in spec.constants:
         rated |= ~np.isnan(ratings[col])
     orphan = rated & ~has[group_of]
+    for _, col in spec.peaks:  # a segment's own rating needs that segment's codes
+        orphan |= ~np.isnan(ratings[col]) & ~coded
     if orphan.any():
-        # a rating of a session whose markers were not coded: "no rupture" or "not coded"? the coder must say
+        # a rating of a session or segment whose codes are all empty: "no rupture" or "not coded"? the coder must say
         problems.append(_problem_rows(
             "columns " + ", ".join(map(repr, rating_cols)),
-            f"hold ratings of {np.unique(group_of[orphan]).size} session(s) whose marker cells are all empty "
-            "(a session without marker codes is not coded); fill in the markers seen (0 when none) or leave "
-            "its ratings empty", orphan, index, client_col, sess_col, None))
+            f"hold ratings of {np.unique(group_of[orphan]).size} session(s) in rows whose code cells are all empty "
+            "(a segment or session without codes is not coded); fill in the markers seen (0 when none) or leave "
+            "the ratings empty", orphan, index, client_col, sess_col, None))
     for name, _ in spec.sums:
         total = np.bincount(group_of, weights=np.nan_to_num(row_sums[name]), minlength=n_groups)
         out[name] = np.where(has, total, np.nan)
@@ -243,7 +246,7 @@ def validate_segments(frame: pd.DataFrame, layout: Layout) -> tuple[Panel | None
         out[late_name] = np.where(np.isfinite(last_mark) & has, late, np.nan)
     out[spec.coded] = np.where(has, n_coded, np.nan)
     for name, col in spec.peaks:
-        out[name] = pd.Series(ratings[col]).groupby(group_of).max().to_numpy()
+        out[name] = pd.Series(np.where(coded, ratings[col], np.nan)).groupby(group_of).max().to_numpy()
     for name, col in spec.constants:
         out[name] = pd.Series(ratings[col]).groupby(group_of).max().to_numpy()
     for col in layout.keep:

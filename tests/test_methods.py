@@ -42,8 +42,9 @@ def references(text):
 
 def test_rule_version_and_summary(res, text):
     assert text.startswith('Alliance ruptures in the session-by-session alliance scores were identified with the rule '
-                           f'"vshape" of alliance_ts (version {at.__version__}), which the library summarises as "A '
-                           "fall of at least k SD within max_decline sessions")
+                           f'"vshape" of alliance_ts (version {at.__version__}), which the library summarises at its '
+                           'default parameters (the criterion used here follows) as "A '
+                           "fall of at least k SD within max_decline sessions")  # sd="pooled" is not the default
     assert references(text)[-1] == f"- alliance_ts (version {at.__version__}) [Computer software]."
     assert library_citation("1.2.3") == "alliance_ts (version 1.2.3) [Computer software]."
 

@@ -211,7 +211,7 @@ def test_methods_paragraph_states_the_criterion():
     text = at.detect(segment_codes(), rule="observer", **SUBTYPES).methods()
     assert "Ruptures coded by observers" in text
     assert "at least 1 rupture marker(s) (withdrawal and confrontation markers counted together)" in text
-    assert "coded in segments of 5 minutes" in text
+    assert "coded in segments (segment_minutes = 5, which only sets the reported minutes coded)" in text
     assert "a resolution strategy was coded in the segment of the last rupture marker or later" in text
     assert "library's choices" in text and "Rupture Resolution Rating System" in text
 
@@ -372,7 +372,7 @@ def test_simulated_codes_follow_the_planted_episodes():
 def test_ratings_of_a_session_without_marker_codes_are_an_error():
     # session 2 has a resolution rating but every marker cell empty: not coded, or nothing seen?
     df = session_rows([1, NA, 1, 1], [0, NA, 0, 0], [2, 1, 2, 2])
-    with pytest.raises(InvalidInputError, match=r"hold ratings of 1 session\(s\) whose marker cells are all empty"):
+    with pytest.raises(InvalidInputError, match=r"hold ratings of 1 session\(s\) in rows whose code cells"):
         at.detect(df, rule="observer", segment=None, withdrawal="w", confrontation="c", resolved="res")
     # the coder says "nothing seen" with zeros: session 2 has no rupture and repairs the episode of session 1
     df.loc[1, ["w", "c"]] = 0
@@ -430,3 +430,19 @@ def test_convergence_leaves_out_clients_a_rule_did_not_analyse_and_refuses_mixed
     scores = pd.DataFrame({"client": "1", "session": range(1, 7), "score": [5.0, 5, 5, 3, 5, 5]})
     with pytest.raises(InvalidInputError, match="client ids are text in result and numbers in typed"):
         at.carry_type(at.detect(scores, rule="vshape", pooled_sd=0.5), a)
+
+
+def test_a_significance_rating_needs_its_segment_codes():
+    # segment 1: a withdrawal marker rated 2; segment 2: no code at all but a rating of 5 -> an input error,
+    # not a session rated 5 (which observer_significant would count as a rupture)
+    df = pd.DataFrame({"client": 1, "session": [1, 1, 2, 2, 3, 3], "segment": [1, 2] * 3,
+                       "w": [1, NA, 0, 0, 0, 0], "c": [0, NA, 0, 0, 0, 0], "sig": [2, 5, NA, NA, NA, NA]})
+    kw = dict(withdrawal="w", confrontation="c", significance="sig")
+    with pytest.raises(InvalidInputError, match="rows whose code cells are all empty"):
+        at.detect(df, rule="observer_significant", **kw)
+    # a strategy is a code: its segment is coded (markers blank = none seen), and the session's peak is over
+    # its coded segments: 2 -> below 3, no significant rupture
+    df = df.assign(s=[0, 1, 0, 0, 0, 0], sig=[2, NA, NA, NA, NA, NA])
+    res = at.detect(df, rule="observer_significant", resolution="s", **kw)
+    assert res.sessions["segments"].tolist() == [2, 2, 2] and res.sessions["significance"].iloc[0] == 2
+    assert res.episodes.empty

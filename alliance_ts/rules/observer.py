@@ -161,15 +161,17 @@ class Observer(Rule):
     times ``segment_minutes``. Client columns add ``n_confrontation``
     and ``n_withdrawal`` (episodes with each kind of marker).
 
-    **Provenance.** What the 3RS codes (withdrawal and confrontation
-    markers, resolution strategies, significance, therapist contribution,
-    resolution ratings) and its reliability and validity are from Eubanks et
-    al. (2019). The marker subtypes, the 5-minute segments and the 1-5 rating
-    anchors are recollections of the manual, not verified here: every one is
-    a parameter. The session criterion (one marker), the resolution
-    criterion (rating 4 of 5, or a strategy after the last marker) and the
-    construction of multi-session episodes are this library's choices; the
-    3RS itself codes single sessions.
+    **Provenance.** That the 3RS is an observer measure of withdrawal and
+    confrontation ruptures, resolution strategies and ratings of therapist
+    contribution and resolution, and its reliability and validity, are from
+    the abstract of Eubanks et al. (2019). Coding in (5-minute) segments, the
+    marker subtypes, significance ratings and the 1-5 rating anchors are
+    recollections of the manual, not verified here: every one is a
+    parameter or a column you name. The session criterion (one marker), the
+    resolution criterion (rating 4 of 5, or a strategy coded in the segment
+    of the last marker or later) and the construction of multi-session
+    episodes are this library's choices; the 3RS itself codes single
+    sessions.
 
     ``min_sessions`` of :func:`~alliance_ts.detect` (default 3) counts
     coded sessions: observer studies often code only a few (early)
