@@ -388,6 +388,8 @@ def own_labels(info: Mapping[str, Any]) -> dict[str, str]:
         own = names.get(role)
         if own and label_of in COLUMN_LABELS:
             out[own] = COLUMN_LABELS[label_of]
+    if names and names.get("score") is None:  # a rule that derives the session score from answers or codes
+        out["score"] = "Session score by the rule (psq: higher rupture answer; observer: markers per segment)"
     return out
 
 

@@ -109,7 +109,12 @@ class Detection:
         lines = [f"alliance_ts {self.version}: rule {self.rule!r}"]
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
         lines.append(f"  parameters: {shown}")
-        lines.append(f"Clients: {len(c)} in the input, {n_in} analysed, {len(c) - n_in} not analysed")
+        key = group_column(c)
+        if key is None:
+            lines.append(f"Clients: {len(c)} in the input, {n_in} analysed, {len(c) - n_in} not analysed")
+        else:  # one course per client and rater (coder): the counts below are of courses
+            lines.append(f"Clients: {c['client'].nunique()} in the input, {len(c)} client x {key} courses: {n_in} "
+                         f"analysed, {len(c) - n_in} not analysed")
         if len(c) - n_in:
             reasons = c.loc[~c["included"], "reason"].value_counts()
             for reason, count in reasons.items():
@@ -237,8 +242,10 @@ class Detection:
         return write_result(self, path, format, table=table, escape=escape_formulas)
 
     def __repr__(self) -> str:
+        key = group_column(self.clients)
+        courses = f" ({len(self.clients)} client x {key} courses)" if key is not None else ""
         return (
-            f"<Detection rule={self.rule!r}: {len(self.clients)} clients, "
+            f"<Detection rule={self.rule!r}: {self.clients['client'].nunique()} clients{courses}, "
             f"{len(self.episodes)} episodes, {len(self.sessions)} sessions>"
         )
 

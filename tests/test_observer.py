@@ -117,6 +117,9 @@ def test_coders_are_separate_courses():
     assert res.episodes[["coder", "start", "status"]].values.tolist() == [["A", 2, "repaired"],
                                                                          ["B", 4, "unresolved"]]
     assert res.for_coder("B").episodes["start"].tolist() == [4]
+    # one client, two coders: the summary and repr count the client once and its two courses
+    assert "Clients: 1 in the input, 2 client x coder courses: 2 analysed, 0 not analysed" in res.summary()
+    assert repr(res) == "<Detection rule='observer': 1 clients (2 client x coder courses), 2 episodes, 8 sessions>"
     assert "coder" not in res.for_coder("A").clients.columns
 
 
@@ -205,6 +208,15 @@ def test_command_line_labels_an_observer_file(tmp_path):
                            "--param", "confrontation=complaint", "--out", "bad_out", cwd=tmp_path)
     assert status != 0 and "column 'denial': 1 row with a negative count" in err and "Traceback" not in err
     assert not (tmp_path / "bad_out").exists()
+
+
+def test_spss_file_labels_the_observer_score(tmp_path):
+    pyreadstat = pytest.importorskip("pyreadstat")
+    at.detect(segment_codes(), rule="observer", **SUBTYPES).to_file(tmp_path / "out", format="sav")
+    _, meta = pyreadstat.read_sav(tmp_path / "out" / "sessions.sav", metadataonly=True)
+    labels = meta.column_names_to_labels
+    assert labels["score"] == "Session score by the rule (psq: higher rupture answer; observer: markers per segment)"
+    assert labels["minutes_coded"].startswith("Minutes of the session coded")
 
 
 def test_methods_paragraph_states_the_criterion():
