@@ -10,8 +10,13 @@ can explain.
 'repaired'
 """
 
+# first: when the alliance-ts script starts, a Ctrl-C during the imports below ends it with a message
+from . import (
+    _startup,  # noqa: F401
+    effects,
+    plot,
+)
 from . import accessor as _accessor  # noqa: F401  (registers df.alliance)
-from . import effects, plot
 from ._version import __version__
 from .compare import Agreement, agreement
 from .convergence import Convergence, carry_type, convergence

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 mistakes, 1 failures, 130 interrupted)."""
     from .output import Terminated, raise_on_sigterm
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again (see _startup)
     raise_on_sigterm()
     parser = build_parser()
     args = parser.parse_args(argv)

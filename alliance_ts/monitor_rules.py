@@ -117,9 +117,9 @@ class OnlineRule:
         return {k: np.full(n, fill, dtype=dtype) for k, (dtype, fill) in self.fields.items()}
 
     def step(self, arrays: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray,
-             was_open: np.ndarray) -> StepResult:  # pragma: no cover - abstract
+             was_open: np.ndarray) -> StepResult:  # pragma: no cover - every rule defines its own
         """Take one observed score ``x`` of each client ``idx`` (distinct codes); update ``arrays`` in place."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define step(): how one session updates its state")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import pandas as pd
 from ._lazy import metrics
 from .errors import InvalidInputError, Problem
 from .result import Detection, group_column
+from .validation import plain
 
 __all__ = ["CoderAgreement", "ICC_TYPES", "coder_agreement"]
 
@@ -172,9 +173,10 @@ def coder_agreement(
     chosen = present if coders is None else list(coders)
     unknown = [c for c in chosen if c not in present]
     if unknown:
-        problems.append(Problem("parameter 'coders'", f"not in the result: {unknown!r}; it has {present!r}"))
+        problems.append(Problem("parameter 'coders'",
+                                f"not in the result: {_shown(unknown)}; it has {_shown(present)}"))
     elif len(chosen) < 2:
-        problems.append(Problem("parameter 'coders'", f"needs at least two coders; the result has {present!r}"))
+        problems.append(Problem("parameter 'coders'", f"needs at least two coders; the result has {_shown(present)}"))
     names = _measures(s) if measures is None else list(measures)
     missing = [m for m in names if m not in s.columns]
     if missing:
@@ -207,6 +209,10 @@ def coder_agreement(
                          "percent": float(np.mean(x == y)) if n else float("nan"), "n": n})
     kappas = pd.DataFrame(rows, columns=["label", "coder_a", "coder_b", "kappa", "percent", "n"])
     return CoderAgreement(icc, kappas, tuple(chosen))
+
+
+def _shown(values: list[Any]) -> str:
+    return ", ".join(plain(v) for v in values)
 
 
 def _measures(s: pd.DataFrame) -> list[str]:

@@ -3,12 +3,14 @@
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
-from cli_runner import run
+from cli_runner import COMMAND, run
 
 import alliance_ts as at
 from alliance_ts import cli
@@ -289,3 +291,26 @@ def test_the_command_starts_without_scipy_and_sklearn():
     code = "import sys, alliance_ts; print(sorted(m for m in ('scipy.stats', 'sklearn') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_importing_the_library_leaves_signal_handlers_alone():
+    # only the alliance-ts script ends quietly on a Ctrl-C while importing (alliance_ts._startup); a notebook
+    # or a script that imports the library keeps Python's own KeyboardInterrupt
+    code = "import signal, alliance_ts; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr
+
+
+def test_a_ctrl_c_while_the_command_starts_is_a_message(tmp_path):
+    pd.DataFrame({"client": [1, 1, 1], "session": [1, 2, 3], "score": [5.0, 3, 5]}).to_csv(tmp_path / "s.csv",
+                                                                                           index=False)
+    proc = subprocess.Popen(COMMAND + ["detect", "s.csv", "--out", "o"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.05)  # the script is still importing numpy and pandas
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode != 0:  # (a very fast machine may have finished)
+        assert proc.returncode == 130 and "Traceback" not in err
+        assert err.endswith("alliance-ts: interrupted; nothing was written in 'o' (an earlier output there is "
+                            "unchanged)\n")
+        assert not (tmp_path / "o").exists()
