@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench docs figures venv clean
 
-# `make bench` reruns the accuracy (about 30 s), speed (about 2 min),
-# change-point (about 3 min), command-line (about 3 min) and monitoring
-# (about 1 min) benchmarks and rewrites benchmarks/results/.
+# `make bench` reruns the accuracy (about 6 min), operating-curve (about
+# 6 min), scan calibration (under 1 min), speed (about 5 min), change-point
+# (about 3 min), command-line (about 3 min) and monitoring (about 1 min)
+# benchmarks and rewrites benchmarks/results/.
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/operating.py
+	$(PY) benchmarks/calibration.py
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/changepoint_speed.py
 	$(PY) benchmarks/cli_speed.py

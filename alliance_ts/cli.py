@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("input", help="CSV, Parquet, Excel (.xlsx), SPSS (.sav) or Stata (.dta) file")
     d.add_argument("--out", required=True, help="output folder (created if needed)")
-    d.add_argument("--rule", default=None, help="rule name (see 'alliance-ts rules'; default: recommended)")
+    d.add_argument("--rule", default=None, help="rule name (see 'alliance-ts rules'; default: scan)")
     d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a rule parameter, e.g. --param k=1.5 (repeatable); the value is read as the parameter's "
                         "kind: a number, true/false, none, a pair 1.5,0.3 or a name (see 'alliance-ts rules --full')")
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("input", help="CSV, Parquet, Excel (.xlsx), SPSS (.sav) or Stata (.dta) file")
     pl.add_argument("--out", required=True, help="output folder (created if needed)")
-    pl.add_argument("--rule", default=None, help="rule name (default: recommended)")
+    pl.add_argument("--rule", default=None, help="rule name (default: scan)")
     pl.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a rule parameter (repeatable)")
     _input_options(pl)
     pl.add_argument("--clients", nargs="+", default=[], metavar="ID", help="also draw these clients one by one")

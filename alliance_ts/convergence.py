@@ -121,7 +121,7 @@ def convergence(
     ----------
     results : mapping of name -> Detection, or list of Detection
         The labelings to compare, e.g. ``{"observer": obs, "psq":
-        psq, "recommended": rec}`` (a list uses the rule names). A result
+        psq, "scores": res}`` (a list uses the rule names). A result
         with several raters or coders becomes one source per rater or coder.
     levels : sequence of {"session", "client"}
         Which levels to compare.
@@ -168,9 +168,9 @@ def convergence(
     >>> conv = at.convergence({
     ...     "observer": at.detect(sim.observer, rule="observer_significant", coder="coder").for_coder("A"),
     ...     "psq": at.detect(sim.psq, rule="psq", rater="rater"),
-    ...     "recommended": at.detect(sim.scores, scale="wai-sr")})
+    ...     "scores": at.detect(sim.scores, scale="wai-sr")})
     >>> conv.sources
-    ('observer', 'psq (patient)', 'psq (therapist)', 'recommended')
+    ('observer', 'psq (patient)', 'psq (therapist)', 'scores')
     >>> conv.pairs[["a", "b", "level", "n"]].head(2)
               a              b    level     n
     0  observer  psq (patient)  session  1434
@@ -356,7 +356,7 @@ def carry_type(result: Detection, typed: Detection, *, margin: int = 1) -> pd.Da
     >>> obs = at.detect(sim.observer, rule="observer_significant", coder="coder").for_coder("A")
     >>> rec = at.detect(sim.scores, scale="wai-sr")
     >>> at.carry_type(rec, obs)["type"].value_counts(dropna=False).to_dict()
-    {'withdrawal': 12, 'both': 10, 'confrontation': 9, nan: 1}
+    {'withdrawal': 14, 'both': 12, 'confrontation': 10, nan: 2}
     """
     problems: list[Problem] = []
     for name, res in (("result", result), ("typed", typed)):

@@ -394,9 +394,9 @@ def outcome_association(
     >>> table = outcome_association(res, sim.clients, outcome="outcome", by_phase=False)
     >>> table[["contrast", "n1", "n2", "r", "d"]].round(2)
                      contrast    n1    n2     r     d
-    0  repaired_vs_unresolved   111    17  0.13  0.39
-    1  repaired_vs_no_rupture   111   272  0.07  0.14
-    2               n_repairs  <NA>  <NA>  0.08  0.15
+    0  repaired_vs_unresolved   120    19  0.09  0.25
+    1  repaired_vs_no_rupture   120   260  0.06  0.12
+    2               n_repairs  <NA>  <NA>  0.04  0.09
 
     With 12 therapists (a random intercept each) and a covariate:
 
@@ -406,8 +406,8 @@ def outcome_association(
     ...                              therapist="therapist", covariates=["sessions"])
     >>> nested[["contrast", "n", "n_clusters", "method", "covariates"]]
                      contrast    n  n_clusters       method covariates
-    0  repaired_vs_unresolved  128          12  mixed model   sessions
-    1  repaired_vs_no_rupture  383          12  mixed model   sessions
+    0  repaired_vs_unresolved  139          12  mixed model   sessions
+    1  repaired_vs_no_rupture  380          12  mixed model   sessions
     2               n_repairs  400          12  mixed model   sessions
     """
     typed = isinstance(result, Detection) and {"type", "resolved_within"} <= set(result.episodes.columns)

@@ -30,6 +30,10 @@ JACKSON_2005 = (
     "Jackson, B., et al. (2005). An algorithm for optimal partitioning of data on an interval. "
     "IEEE Signal Processing Letters, 12(2), 105-108."
 )
+BENJAMINI_1995 = (
+    "Benjamini, Y., & Hochberg, Y. (1995). Controlling the false discovery rate: A practical and powerful "
+    "approach to multiple testing. Journal of the Royal Statistical Society: Series B, 57(1), 289-300."
+)
 TRUONG_2020 = (
     "Truong, C., Oudre, L., & Vayatis, N. (2020). Selective review of offline change point detection "
     "methods. Signal Processing, 167, 107299."
@@ -147,11 +151,12 @@ def _family(spec: Any) -> str:
     from .rules.observer import Observer
     from .rules.psq import Psq
     from .rules.robust import RobustDrop
+    from .rules.scan import Scan
     from .rules.sudden_loss import SuddenLoss
     from .rules.vshape import VShape
 
     for cls, name in ((VShape, "vshape"), (SuddenLoss, "sudden_loss"), (RobustDrop, "robust"),
-                      (ChangePoint, "changepoint"), (Psq, "psq"), (Observer, "observer")):
+                      (ChangePoint, "changepoint"), (Psq, "psq"), (Observer, "observer"), (Scan, "scan")):
         if spec.cls is cls:
             return name
     return ""
@@ -198,6 +203,8 @@ def _criterion(family: str, p: dict[str, Any], spec: Any, refs: list[str]) -> li
         return _vshape(p, spec.name, refs)
     if family == "robust":
         return _robust(p, spec.name, refs)
+    if family == "scan":
+        return _scan(p, refs)
     if family == "sudden_loss":
         return _sudden_loss(p, refs)
     if family == "changepoint":
@@ -332,6 +339,46 @@ def _robust(p: dict[str, Any], name: str, refs: list[str]) -> list[str]:
     text.append(f"This rule is the library's own design, not a published criterion{chosen}; {_join(standard)} are "
                 "standard statistics.")
     return text
+
+
+def _scan(p: dict[str, Any], refs: list[str]) -> list[str]:
+    w, trend_from, phi = p.get("max_width"), p.get("trend_from"), p.get("phi")
+    s0, d0 = p.get("noise"), p.get("prior_df")
+    noise = (f"moderated towards a prior SD of lag-1 differences of {_num(s0)} score units with {_num(d0)} prior "
+             "degrees of freedom, both estimated from the analysed clients' own noise estimates by the "
+             "empirical-Bayes method of moments of Smyth (2004)"
+             if s0 is not None and math.isfinite(float(s0)) and d0 else "the client's own (no prior could be "
+             "estimated from the data)")
+    if p.get("min_noise") is not None:
+        noise += f", but at least {_num(p['min_noise'])} score units (SD of lag-1 differences)"
+    level = (f"the false-discovery rate over the analysed clients was controlled at {_num(p.get('fdr'))} "
+             f"(Benjamini & Hochberg, 1995; p-value cut-off {_num(p.get('fdr_cut'))})"
+             if p.get("fdr") is not None else
+             f"a client was flagged when p <= alpha = {_num(p.get('alpha'))}")
+    if p.get("fdr") is not None:
+        refs.append(BENJAMINI_1995)
+    refs.append(SMYTH_2004)
+    return [
+        "Each client's observed scores (missed sessions left out) were modelled as a level (and, for courses of "
+        f"{_sessions(trend_from, 'observed score')} or more, a linear trend) plus first-order autoregressive "
+        f"noise with the sample-wide autocorrelation {_num(phi)} (estimated from consecutive lag-1 differences "
+        "with a robust correlation), minus a rupture of one of these shapes: a dip of 1 to "
+        f"{_sessions(w, 'session')}, a decline deepening over 2 to {_num(w)} sessions and repaired at once, a "
+        f"sudden drop recovering linearly over 2 to {_num(w)} sessions, or a drop lasting to the last session. "
+        "Every position of every shape was fitted by generalised least squares; its statistic was the fitted "
+        "depth over its standard error (a moderated t statistic), the residual variance once the shape was "
+        f"fitted being {noise}.",
+        "The client's p-value was the chance that a rupture-free course of the same length shows a largest "
+        "statistic at least as large, 1 - (1 - q)^m with q the one-sided t tail of the statistic and m the "
+        "effective number of independent shapes, measured by simulating 10,000 rupture-free courses of that "
+        f"length under the fitted noise model (interpolated for courses of more than 32 scores); {level}.",
+        "The best-fitting shape of a flagged client was its first episode: it started at the shape's first "
+        "session and was repaired at the session after it, or was unresolved for a drop lasting to the end. "
+        "Further episodes were the best-fitting shapes not overlapping those found, after the fitted drops were "
+        "removed from the scores, while they reached the same critical value.",
+        "This rule is the library's own design, not a published criterion; the generalised least-squares "
+        "(matched-filter) statistic and the moderated variance are standard statistics.",
+    ]
 
 
 def _sudden_loss(p: dict[str, Any], refs: list[str]) -> list[str]:

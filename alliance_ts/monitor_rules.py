@@ -34,6 +34,7 @@ import pandas as pd
 
 from ._lazy import special, stats
 from .errors import InvalidInputError, Problem, UnknownRuleError
+from .noise import trigamma_inverse
 from .params import integer, number, parameters
 from .validation import plain
 
@@ -303,22 +304,6 @@ class Prior:
     source: str = "reference table"
 
 
-def _trigamma_inverse(x: float) -> float:
-    """The y with trigamma(y) = x (Newton's method as in limma's trigammaInverse)."""
-    if x > 1e7:
-        return 1.0 / math.sqrt(x)
-    if x < 1e-6:
-        return 1.0 / x
-    y = 0.5 + 1.0 / x
-    for _ in range(100):
-        tri = float(special.polygamma(1, y))
-        dif = tri * (1.0 - tri / x) / float(special.polygamma(2, y))
-        y += dif
-        if -dif / y < 1e-10:
-            break
-    return y
-
-
 def fit_prior(data: Any, *, client: str = "client", session: str = "session", score: str = "score",
               scale: Any = None, source: str = "reference table") -> Prior:
     r"""Fit the ``drop`` rule's prior noise SD on a reference table.
@@ -391,7 +376,7 @@ def fit_prior(data: Any, *, client: str = "client", session: str = "session", sc
     emean = math.fsum(e) / e.size
     excess = math.fsum((e - emean) ** 2) / (e.size - 1) - math.fsum(np.sort(special.polygamma(1, df / 2))) / e.size
     if excess > 0:
-        d0 = min(2.0 * _trigamma_inverse(excess), MAX_PRIOR_DF)
+        d0 = min(2.0 * trigamma_inverse(excess), MAX_PRIOR_DF)
     else:
         d0 = MAX_PRIOR_DF
     s0 = math.sqrt(math.exp(emean + float(special.digamma(d0 / 2)) - math.log(d0 / 2)))

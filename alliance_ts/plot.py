@@ -442,7 +442,7 @@ def average_episode(
     >>> res = at.detect(at.simulate(100, rng=1).scores, scale="wai-sr")
     >>> ax = at.plot.average_episode(res)
     >>> ax.get_title()
-    'Scores around episode starts (recommended)'
+    'Scores around episode starts (scan)'
     """
     from .tables import around
     from .validation import check_number

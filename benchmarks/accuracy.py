@@ -13,7 +13,7 @@ The seeds used for the committed results (1, 2, 3) are not the ones the
 
 Usage::
 
-    python benchmarks/accuracy.py                 # 3 seeds x 400 clients, about 1 minute
+    python benchmarks/accuracy.py                 # 3 seeds x 400 clients, about 5 minutes
     python benchmarks/accuracy.py --seeds 1 2 3 4 5 --clients 1000
 """
 

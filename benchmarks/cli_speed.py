@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alliance_ts.rules import DEFAULT_RULE
+
 sys.path.insert(0, str(Path(__file__).parent))
 from speed import make_data
 
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
         "",
         f"`alliance-ts detect` on a Parquet file of {args.clients:,} clients x {args.sessions} sessions "
         f"({n_rows:,} rows, {size_mb:.0f} MB): read, validate, label with the default rule "
-        "(`recommended`), write Parquet tables and the manifest. Each run is its own process; "
+        f"(`{DEFAULT_RULE}`), write Parquet tables and the manifest. Each run is its own process; "
         "seconds are wall time including Python start-up; peak MB is the largest resident set "
         "of one process (for Dask: the client or one worker, whichever is larger).",
         f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores, Python {sys.version.split()[0]}, "

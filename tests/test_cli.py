@@ -55,7 +55,7 @@ def test_detect_writes_the_tables_and_a_manifest(tmp_path, trial, trial_csv):
     assert got["status"].tolist() == direct.episodes["status"].tolist()
 
     manifest = json.loads((tmp_path / "labels" / "manifest.json").read_text())
-    assert manifest["rule"] == "recommended"
+    assert manifest["rule"] == "scan"
     assert manifest["params"] == json.loads(json.dumps(direct.params))
     assert manifest["alliance_ts"] == at.__version__
     assert manifest["input"]["sha256"] == hashlib.sha256(trial_csv.read_bytes()).hexdigest()
@@ -66,7 +66,7 @@ def test_detect_writes_the_tables_and_a_manifest(tmp_path, trial, trial_csv):
     assert counts["repaired"] + counts["unresolved"] == counts["episodes"]
     assert sum(counts["patterns"].values()) == 150
     # the summary line a data manager reads
-    assert out.startswith(f"recommended: 150 clients (150 analysed), {len(direct.episodes)} episodes")
+    assert out.startswith(f"scan: 150 clients (150 analysed), {len(direct.episodes)} episodes")
     assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
         "by_client.csv", "clients.csv", "episodes.csv", "manifest.json", "methods.md", "sessions.csv"]
     by_client = pd.read_csv(tmp_path / "labels" / "by_client.csv")

@@ -100,7 +100,7 @@ def test_raters_of_a_psq_result():
     # a self-report against a score rule, client by client
     score_rule = at.detect(sim.scores, scale="wai-sr")
     vs = at.agreement(patient, score_rule, level="client", what="any")
-    assert vs.n == 60 and vs.names == ("psq", "recommended")
+    assert vs.n == 60 and vs.names == ("psq", "scan")
 
 
 def test_bad_arguments():

@@ -47,6 +47,7 @@ def assert_same(a, b):
     ("robust", {"alpha": 0.1}),
     ("changepoint", {"penalty": "calibrated"}),
     ("sudden_loss", {"reliability": 0.9}),
+    ("scan", {}),
 ])
 def test_dask_equals_pandas(cluster, trial, rule, params):
     ddf = dd.from_pandas(trial, npartitions=5)

@@ -95,7 +95,7 @@ def test_write_table_is_atomic(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 @pytest.mark.parametrize("rule, params", [("recommended", {}), ("gumz2012", {}), ("changepoint", {"penalty": "calibrated"}),
-                                          ("sudden_loss", {"reliability": 0.9})])
+                                          ("sudden_loss", {"reliability": 0.9}), ("scan", {"fdr": 0.2})])
 def test_streaming_equals_in_memory(tmp_path, trial, fmt, rule, params, monkeypatch):
     # a small sample budget forces the hash-selected sample for the pooled estimates
     monkeypatch.setattr(alliance_ts.sample, "SAMPLE_SCORES", 1000)

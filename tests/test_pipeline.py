@@ -40,6 +40,8 @@ RULES = [
     ("sudden_loss", dict(reliability=0.8)),
     ("sudden_loss", dict(cutoff=2.0, pct=None)),
     ("changepoint", dict(penalty="calibrated")),
+    ("scan", {}),
+    ("scan", dict(fdr=0.2)),
     ("psq", dict(rater="rater")),
 ]
 

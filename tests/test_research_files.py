@@ -239,7 +239,7 @@ def test_wide_excel_sheet_from_the_command_line_and_its_plots(tmp_path, trial):
     direct = at.detect(long, client="pid", session="week", score="wai", scale="wai-sr")
     assert by_client["pattern"].tolist() == direct.clients["pattern"].astype(str).tolist()
     manifest = dict(zip(book["manifest"]["key"], book["manifest"]["value"]))
-    assert manifest["rule"] == "recommended" and manifest["input.keep"] == "therapist, arm"
+    assert manifest["rule"] == "scan" and manifest["input.keep"] == "therapist, arm"
     rc, out, err = run("plot", "wide.xlsx", "--out", "figs", "--wide", "--client", "pid", "--scale", "wai-sr",
                        cwd=tmp_path)
     assert (rc, err) == (0, "")

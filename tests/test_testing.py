@@ -40,6 +40,10 @@ class TestChangePoint(RuleChecks):
     rule = "changepoint"
 
 
+class TestScan(RuleChecks):
+    rule = "scan"
+
+
 class TestRobustClientNoise(RuleChecks):
     rule = "robust"
     params = {"noise": "client", "window": 1}
@@ -54,7 +58,7 @@ class TestSuddenLoss(RuleChecks):
 
 def test_every_registered_rule_is_covered():
     covered = {c.rule for c in (TestVshape, TestStiles2004, TestStrauss2006, TestGumz2012,
-                                 TestRecommended, TestChangePoint, TestRobustClientNoise, TestSuddenLoss)}
+                                 TestRecommended, TestChangePoint, TestRobustClientNoise, TestSuddenLoss, TestScan)}
     rules = at.list_rules()
     # every rule that reads scores; psq reads questionnaire answers (tests/test_psq.py)
     assert covered == set(rules.loc[rules["input"] == "scores", "name"])

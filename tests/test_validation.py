@@ -59,7 +59,7 @@ def test_empty_table_and_unknown_rule_together():
     _, probs = problems_of(lambda: at.detect(df, rule="vshap"))
     assert probs == [
         "parameter 'rule': no rule named 'vshap'; valid rules: changepoint, gumz2012, observer, observer_significant, psq, recommended, robust, "
-        "stiles2004, strauss2006, sudden_loss, vshape",
+        "scan, stiles2004, strauss2006, sudden_loss, vshape",
         "data: the table has no rows",
     ]
 

@@ -11,6 +11,9 @@ Each rule family lives in its own module and registers itself by name:
 - :mod:`~alliance_ts.rules.robust` -- drops scaled by a robust noise
   estimate with a per-client false-alarm bound (``robust``, the library's
   own rule);
+- :mod:`~alliance_ts.rules.scan` -- rupture shapes tested under each
+  client's moderated AR(1) noise at a calibrated false-alarm level
+  (``scan``, the library's own rule);
 - :mod:`~alliance_ts.rules.psq` -- self-reported ruptures from the
   Post-Session Questionnaire (``psq``);
 - :mod:`~alliance_ts.rules.observer` -- observer-coded ruptures (3RS
@@ -34,12 +37,13 @@ from .changepoint import ChangePoint
 from .observer import Observer
 from .psq import Psq
 from .robust import RobustDrop
+from .scan import Scan
 from .sudden_loss import SuddenLoss
 from .vshape import VShape
 
 #: The rule :func:`alliance_ts.detect` uses when none is named (chosen with the
 #: accuracy benchmark; see docs/benchmarks.md).
-DEFAULT_RULE = "recommended"
+DEFAULT_RULE = "scan"
 
 __all__ = [
     "DEFAULT_RULE",
@@ -51,6 +55,7 @@ __all__ = [
     "Rule",
     "RobustDrop",
     "RuleSpec",
+    "Scan",
     "SuddenLoss",
     "VShape",
     "get_rule",

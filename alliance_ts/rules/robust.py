@@ -390,8 +390,8 @@ register_preset(
     dict(alpha=0.04, window=3, max_decline=3, tol=0.5, noise="moderated", prior_df=32.0,
          center="trend", trim=0.2, dip=True, after=2),
     summary=(
-        "The library's recommended rule: robust with the parameters chosen on the accuracy "
-        "benchmark (alpha 0.04 keeps measured false alarms at or below 5%)."
+        "robust with the parameters chosen on the library's accuracy benchmark (alpha 0.04 kept the "
+        "measured false alarms at or below 5% in its scenarios); the default rule before scan."
     ),
     reference="alliance_ts; see docs/benchmarks.md for the evidence",
 )
