@@ -259,3 +259,14 @@ def test_a_never_decreasing_course_has_no_episode_whatever_its_trend():
     df = pd.DataFrame({"client": 1, "session": range(1, 12), "score": [12.0] * 10 + [13.0]})
     res = at.detect(df, rule="scan", noise=1.0, prior_df=10.0, phi=0.0)
     assert res.episodes.empty and res.clients["n_ruptures"].tolist() == [0]
+
+
+def test_three_scores_alone_are_not_enough_to_estimate_the_noise():
+    # 50, 30, 50 alone: a level and a one-session dip fit it exactly, leaving 3 - 1 - 1 = 1 residual df
+    # (and no other client to borrow from): not analysed, with the reason; with 4 scores (2 df) it is
+    alone = pd.DataFrame({"client": "a", "session": [1, 2, 3], "score": [50.0, 30.0, 50.0]})
+    row = at.detect(alone, rule="scan").clients.iloc[0]
+    assert not row["included"] and "2 residual degrees of freedom" in row["reason"]
+    four = pd.DataFrame({"client": "a", "session": [1, 2, 3, 4], "score": [50.0, 30.0, 50.0, 50.0]})
+    res = at.detect(four, rule="scan")
+    assert res.episodes[["start", "end"]].values.tolist() == [[2, 3]]

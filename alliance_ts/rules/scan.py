@@ -672,6 +672,11 @@ class Scan(Rule):
     ``shape``, ``width``, ``z``, ``p`` (the client-level p-value of its
     statistic) and ``drop`` (``pre`` minus the trough's score).
 
+    **Too few scores.** Without a prior (a file of one client, or of
+    clients whose scores never vary), a course needs 2 residual degrees of
+    freedom to estimate its noise: 4 scores (3 score courses are then not
+    analysed, with that reason).
+
     **Zero noise.** A client whose moderated noise is 0 (its scores never
     vary apart from the episode, and no other client has noise to borrow)
     has no noise to measure a drop against: a real drop is then reported
@@ -843,7 +848,10 @@ class Scan(Rule):
         pval = np.full(m, np.nan)
         noise = np.full(m, np.nan)
         dfs = np.full(m, np.nan)
-        usable = n >= 3
+        # a noise level needs 2 degrees of freedom, the client's residual ones or the prior's: without a
+        # prior, 3 scores leave 1 (a V fitted to 50, 30, 50 leaves nothing, which is no evidence of no noise)
+        own_df = n - np.where(n >= self.curve_from, 2, np.where(n >= self.trend_from, 1, 0)) - 2
+        usable = (n >= 3) & (own_df + d0 >= 2)
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("row", "start", "stop", "shape", "width", "z", "p")}
         for k in np.unique(n[usable]):
             rows = np.flatnonzero(usable & (n == k))
@@ -872,7 +880,9 @@ class Scan(Rule):
                     self._episodes(r, xr, proj, best, top_a, top, np.full(r.size, c), df, table, tpl,
                                    block.resolution[r], parts)
         reason = np.full(m, "", dtype=object)
-        reason[~usable] = "fewer than 3 observed scores"
+        reason[~usable] = "too few scores to estimate the noise (fewer than 2 residual degrees of freedom) and no " \
+            "other clients' noise to borrow"
+        reason[n < 3] = "fewer than 3 observed scores"
         if not episodes:
             return pval, None, None
         if self.min_noise is not None:
