@@ -372,8 +372,11 @@ def _scan(p: dict[str, Any], refs: list[str]) -> list[str]:
         "statistic at least as large, 1 - (1 - q)^m with q the one-sided t tail of the statistic and m the "
         "effective number of independent shapes, measured by simulating 10,000 rupture-free courses of that "
         f"length under the fitted noise model (interpolated for courses of more than 32 scores); {level}.",
-        "The best-fitting shape of a flagged client was its first episode: it started at the shape's first "
-        "session and was repaired at the session after it, or was unresolved for a drop lasting to the end. "
+        "The best-fitting shape of a flagged client was its first episode (shapes whose lowest score was not "
+        "below the mean of the up to 3 scores before them were passed over): it started at the shape's first "
+        "session and was repaired at the session after it; a drop lasting to the end was unresolved unless the "
+        "scores came back to the pre-rupture level (the mean of the up to 3 scores before it) later, where it was "
+        "repaired. "
         "Further episodes were the best-fitting shapes not overlapping those found, after the fitted drops were "
         "removed from the scores, while they reached the same critical value.",
         "This rule is the library's own design, not a published criterion; the generalised least-squares "

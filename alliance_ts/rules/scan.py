@@ -82,7 +82,6 @@ class Templates:
     runs: tuple[tuple[int, int, int, int, int], ...]  # (shape code, width, first a, count, offset)
     alpha_b: np.ndarray  # coefficient of the window sum of y
     beta_c: np.ndarray  # coefficient of the window sum of i * y
-    h: np.ndarray  # (K, 3) projection of each template on the null model
     norm: np.ndarray  # (K,) length of each template's residual under the noise model (NaN: absorbed)
     inv_norm: np.ndarray  # (K,) 1 / norm (0 where the null model absorbs the template)
     neg_b: np.ndarray  # (K,) -alpha_b / norm: the coefficients of a_t itself
@@ -208,10 +207,10 @@ def templates(k: int, phi: float, max_width: int, degree: int = 1) -> Templates:
         b_c.append(np.zeros(k - 1))
     if not runs:
         empty = np.zeros(0)
-        return Templates(k, phi, degree, (), empty, empty, np.zeros((0, 3)), empty, empty, empty, empty,
+        return Templates(k, phi, degree, (), empty, empty, empty, empty, empty, empty,
                          empty.astype(np.int64),
                          empty.astype(np.int64), empty.astype(np.int64))
-    tpl = Templates(k, phi, degree, tuple(runs), np.concatenate(a_b), np.concatenate(b_c), np.zeros((off, 3)),
+    tpl = Templates(k, phi, degree, tuple(runs), np.concatenate(a_b), np.concatenate(b_c),
                     np.zeros(off), np.zeros(off), np.zeros(off), np.zeros(off), np.concatenate(shape).astype(np.int64),
                     np.concatenate(start).astype(np.int64), np.concatenate(stop).astype(np.int64))
     # the null model's columns D and Q = P'P
@@ -226,10 +225,8 @@ def templates(k: int, phi: float, max_width: int, degree: int = 1) -> Templates:
     resid = sqs - np.einsum("kd,dk->k", h, dqs)
     keep = resid > 1e-9 * sqs
     norm = np.sqrt(np.where(keep, resid, np.nan))
-    h2 = np.zeros((off, 3))
-    h2[:, : h.shape[1]] = h
     inv = np.where(keep, 1.0 / np.where(keep, norm, 1.0), 0.0)
-    return replace(tpl, h=h2, norm=norm, inv_norm=inv, neg_b=-tpl.alpha_b * inv, neg_c=-tpl.beta_c * inv)
+    return replace(tpl, norm=norm, inv_norm=inv, neg_b=-tpl.alpha_b * inv, neg_c=-tpl.beta_c * inv)
 
 
 def _quadratic(tpl: Templates, k: int, phi: float) -> np.ndarray:
@@ -340,20 +337,6 @@ def moderated_t(a: np.ndarray, rss: np.ndarray, nu: int, prior_ss: float, prior_
     return t
 
 
-def statistics(
-    x: np.ndarray, tpl: Templates, prior_ss: float, prior_df: float, eps: np.ndarray | None = None,
-    fitted: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Moderated t statistic (:func:`moderated_t`) of every template for rows of ``k`` scores, and the null RSS.
-
-    ``fitted`` episodes already taken out of ``x`` each cost a residual
-    degree of freedom.
-    """
-    a, rss = projections(x, tpl)
-    nu = residual_df(x.shape[1], tpl.degree) - fitted
-    return moderated_t(a, rss, nu, prior_ss, prior_df, eps), rss
-
-
 # --------------------------------------------------------------------------
 # calibration
 
@@ -364,7 +347,7 @@ def null_statistics(k: int, phi: float, max_width: int, degree: int, prior_df: f
 
     Stationary AR(1) noise whose innovation variance is drawn from the
     prior (scaled inverse chi-square with ``prior_df`` df and scale 1; 1
-    when ``prior_df`` is infinite), and the statistic of :func:`statistics`
+    when ``prior_df`` is infinite), and the statistic of :func:`moderated_t`
     with that prior: the noise estimate, the moderation and the choice of
     the best template are all part of what is simulated.
     """
